@@ -1,0 +1,1 @@
+"""AWS sessions, probes and stop conditions; boto3 and moto are imported only when used."""

@@ -1,0 +1,1 @@
+"""The ``aws`` fixture and the AWS options."""

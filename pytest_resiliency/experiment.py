@@ -1,0 +1,325 @@
+"""The per-test ``experiment``: ties the timeline, faults, monitors, stop conditions and ledger.
+
+The plugin creates one per test that uses the ``experiment`` fixture (or carries the
+``resiliency`` marker), makes it the *current* experiment so that faults used as plain
+context managers record into it, and calls :meth:`Experiment.finish` after the test
+body: leftover faults are reverted, recovery is awaited, evidence sources stopped.
+"""
+
+from __future__ import annotations
+
+import inspect
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, Protocol
+
+from . import probes as _probes
+from .budget import Budget, Criteria, parse_duration
+from .measure import LedgerResult, Measurement, Verdict, judge, measure, verify_ledger
+from .timeline import DEFAULT_MAX_OPERATIONS, Timeline
+
+if TYPE_CHECKING:
+    from .faults.base import Fault
+
+_current: Experiment | None = None
+
+
+def current_experiment() -> Experiment | None:
+    """The experiment of the test running in this process, if any."""
+    return _current
+
+
+def set_current(experiment: Experiment | None) -> None:
+    global _current
+    _current = experiment
+
+
+class Source(Protocol):
+    """Something that produces evidence until stopped (a monitor, a locust run)."""
+
+    def stop(self) -> None: ...
+
+
+class Hooks(Protocol):
+    def fault_injected(self, fault: Fault, experiment: Experiment) -> None: ...
+    def fault_reverted(self, fault: Fault, experiment: Experiment) -> None: ...
+
+
+class Monitor:
+    """A probe run every ``every`` seconds in a thread, each outcome an operation on the timeline."""
+
+    def __init__(self, timeline: Timeline, probe: _probes.Probe, every: float, name: str) -> None:
+        self.probe = probe
+        self.every = every
+        self.name = name
+        self.source = f"probe:{name}"
+        self.timeline = timeline
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"resiliency-monitor-{name}", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        next_at = time.monotonic()
+        while not self._stopped.is_set():
+            start, latency, ok, error = _probes.run_once(self.probe)
+            self.timeline.add_operation(start, latency, ok, self.probe.name, self.source, error)
+            next_at += self.every
+            delay = next_at - time.monotonic()
+            if delay < 0:  # the probe took longer than the period: start again at once
+                next_at = time.monotonic()
+            elif self._stopped.wait(delay):
+                break
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._thread.join(timeout=max(5.0, self.every * 2))
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+
+class StopCondition:
+    """A predicate polled while any fault is active; when it returns True the experiment aborts."""
+
+    def __init__(self, experiment: Experiment, condition: Callable[[], Any], every: float, name: str) -> None:
+        self.experiment = experiment
+        self.condition = condition
+        self.every = every
+        self.name = name
+        self.tripped_at: float | None = None
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"resiliency-stop-{name}", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stopped.wait(self.every):
+            if not self.experiment.active_faults:
+                continue
+            try:
+                tripped = bool(self.condition())
+                reason = f"stop condition {self.name!r} tripped"
+            except Exception as exc:  # a broken condition must stop the fault, not be ignored
+                tripped = True
+                reason = f"stop condition {self.name!r} raised {type(exc).__name__}: {exc}"
+            if tripped:
+                self.tripped_at = time.time()
+                self.experiment.abort(reason)
+                return
+
+    def stop(self) -> None:
+        self._stopped.set()
+        self._thread.join(timeout=max(5.0, self.every * 2))
+
+
+class Experiment:
+    """One test's experiment. Created by the plugin; reach it through the ``experiment`` fixture."""
+
+    def __init__(
+        self,
+        nodeid: str,
+        budget: Budget | None = None,
+        criteria: Criteria | None = None,
+        hooks: Hooks | None = None,
+        max_operations: int = DEFAULT_MAX_OPERATIONS,
+    ) -> None:
+        self.nodeid = nodeid
+        self.budget = budget or Budget()
+        self.criteria = criteria or Criteria()
+        self.timeline = Timeline(max_operations)
+        self.started_at = time.time()
+        self.aborted: str | None = None
+        self.ledger: LedgerResult | None = None
+        self.attachments: dict[str, Any] = {}
+        self._hooks = hooks
+        self._faults: list[Fault] = []
+        self._sources: list[Source] = []
+        self._stop_conditions: list[StopCondition] = []
+        self._present: set[str] | None = None
+        self._lock = threading.RLock()
+
+    # -- faults ------------------------------------------------------------------
+
+    def inject(self, fault: Fault) -> Fault:
+        """Inject ``fault`` now and revert it at the end of the test at the latest."""
+        fault.experiment = self
+        return fault.inject()
+
+    def fault_injected(self, fault: Fault) -> None:
+        assert fault.record is not None
+        with self._lock:
+            if fault not in self._faults:
+                self._faults.append(fault)
+        self.timeline.fault_injected(fault.record)
+        if self._hooks is not None:
+            self._hooks.fault_injected(fault, self)
+
+    def fault_reverted(self, fault: Fault, at: float, error: str | None) -> None:
+        assert fault.record is not None
+        self.timeline.fault_reverted(fault.record, at, error)
+        if self._hooks is not None:
+            self._hooks.fault_reverted(fault, self)
+
+    @property
+    def faults(self) -> list[Fault]:
+        with self._lock:
+            return list(self._faults)
+
+    @property
+    def active_faults(self) -> list[Fault]:
+        return [f for f in self.faults if f.active]
+
+    def revert_all(self) -> list[str]:
+        """Revert every active fault, newest first; returns the errors instead of stopping at one."""
+        errors = []
+        for fault in reversed(self.active_faults):
+            try:
+                fault.revert()
+            except Exception as exc:
+                errors.append(f"{fault.describe()}: {type(exc).__name__}: {exc}")
+        return errors
+
+    # -- evidence ----------------------------------------------------------------
+
+    def monitor(
+        self,
+        probe: _probes.Probe | Callable[[], Any],
+        every: float | str = "50ms",
+        name: str | None = None,
+    ) -> Monitor:
+        """Run ``probe`` every ``every`` until the end of the test; each outcome is evidence."""
+        period = parse_duration(every, "every")
+        if period <= 0:
+            raise ValueError("experiment.monitor: every must be > 0")
+        checked = _probes.as_probe(probe)
+        monitor = Monitor(self.timeline, checked, period, name or checked.name)
+        self.add_source(monitor)
+        return monitor
+
+    def add_source(self, source: Source) -> None:
+        """Register something that must be stopped when the test ends (the load does this)."""
+        with self._lock:
+            self._sources.append(source)
+
+    def record_operation(
+        self,
+        start: float,
+        latency: float,
+        ok: bool,
+        name: str = "",
+        source: str = "custom",
+        error: str | None = None,
+    ) -> None:
+        """Add evidence you gathered yourself (a client of your own, a log line)."""
+        self.timeline.add_operation(start, latency, ok, name, source, error)
+
+    def record_write(self, key: str, start: float, ack: float | None, status: str) -> None:
+        """Add a ledger entry: ``status`` is ``ok``, ``fail`` or ``indeterminate``."""
+        self.timeline.add_write(key, start, ack, status)
+
+    def record_alert(self, name: str, at: float | None = None) -> None:
+        """An alert fired (held against ``alert_within``)."""
+        self.timeline.mark(time.time() if at is None else at, "alert", name)
+
+    def stop_when(
+        self, condition: Callable[[], Any], every: float | str = "100ms", name: str | None = None
+    ) -> StopCondition:
+        """Abort the experiment (revert faults, test ERROR) when ``condition()`` is true while a fault is active."""
+        if not callable(condition):
+            raise ValueError(f"experiment.stop_when needs a callable, got {type(condition).__name__}")
+        period = parse_duration(every, "every")
+        if period <= 0:
+            raise ValueError("experiment.stop_when: every must be > 0")
+        stop = StopCondition(self, condition, period, name or getattr(condition, "__name__", "condition"))
+        with self._lock:
+            self._stop_conditions.append(stop)
+        return stop
+
+    def abort(self, reason: str) -> None:
+        """Revert every fault and mark the experiment aborted: the test becomes an ERROR."""
+        with self._lock:
+            if self.aborted is None:
+                self.aborted = reason
+        self.timeline.mark(time.time(), "aborted", reason)
+        errors = self.revert_all()
+        if errors:
+            self.aborted = f"{reason}; revert failed: {'; '.join(errors)}"
+
+    # -- recovery and writes -----------------------------------------------------
+
+    @property
+    def last_injection(self) -> float | None:
+        injected = [f.record.injected_at for f in self.faults if f.record is not None]
+        return max(injected, default=None)
+
+    def recovered(self) -> bool:
+        """Whether the live evidence already meets the recovery criteria after the last fault."""
+        return self.timeline.recovery_state().holds(self.criteria.successes, self.criteria.window)
+
+    def wait_recovered(self, timeout: float | str | None = None, poll: float = 0.02) -> bool:
+        """Block until the recovery criteria hold after the last fault, or the deadline passes.
+
+        The deadline is the earlier of ``timeout`` from now and the budget's ``timeout``
+        after the last injection. Returns whether recovery was seen; the verdict, not this
+        call, decides whether the test passes.
+        """
+        now = time.time()
+        deadline = now + (self.criteria.timeout if timeout is None else parse_duration(timeout, "timeout"))
+        last = self.last_injection
+        if last is not None:
+            deadline = min(deadline, last + self.criteria.timeout + self.criteria.window)
+        while True:
+            if self.recovered():
+                return True
+            if time.time() >= deadline or self.aborted:
+                return False
+            time.sleep(poll)
+
+    def verify_writes(self, reader: Callable[..., Iterable[str]]) -> LedgerResult:
+        """Read the written keys back and classify the ledger (lost / recovered / unexpected).
+
+        ``reader(keys)`` gets every key the ledger holds and returns those present; a
+        reader that takes no argument returns every key the store holds.
+        """
+        evidence = self.timeline.snapshot()
+        keys = sorted(set(evidence.write_keys))
+        try:
+            takes_keys = bool(inspect.signature(reader).parameters)
+        except (TypeError, ValueError):
+            takes_keys = True
+        present = set(reader(keys) if takes_keys else reader())
+        injections = [f.injected_at for f in evidence.faults]
+        with self._lock:
+            self._present = present
+            self.ledger = verify_ledger(evidence, present, injections)
+        return self.ledger
+
+    # -- results -----------------------------------------------------------------
+
+    def measure(self, source: str | None = None) -> Measurement:
+        """The measurement so far, for assertions of your own."""
+        return measure(self.timeline.snapshot(), self.criteria, self._present, source)
+
+    def verdict(self, measurement: Measurement | None = None) -> Verdict:
+        return judge(measurement or self.measure(), self.budget)
+
+    def finish(self, settle: bool) -> list[str]:
+        """End of the test body: revert, wait for recovery (if ``settle``), stop every source.
+
+        Returns revert errors so the caller can report them; never raises.
+        """
+        errors = self.revert_all()
+        if settle and self.faults and self._sources and not self.aborted:
+            self.wait_recovered()
+        with self._lock:
+            sources, self._sources = self._sources[::-1], []
+            stops, self._stop_conditions = self._stop_conditions, []
+        for stop in stops:
+            stop.stop()
+        for source in sources:
+            try:
+                source.stop()
+            except Exception as exc:
+                errors.append(f"stopping {source!r}: {type(exc).__name__}: {exc}")
+        return errors

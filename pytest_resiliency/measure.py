@@ -1,0 +1,575 @@
+"""Pure measurement: Evidence + criteria -> Measurement; Measurement + Budget -> Verdict.
+
+No I/O and no clocks here, so every definition can be tested on synthetic timelines.
+The definitions are the contract in the README ("Measurement definitions"):
+
+* ``t_inject`` is taken immediately before a fault acts.
+* ``t_first_fail`` is the start of the first failed operation at or after ``t_inject``.
+* ``t_recovered`` is the start of the first success after the last failure of the
+  episode, provided at least ``successes`` successes follow and the evidence goes on for
+  ``window`` seconds without a failure; ``RTO = t_recovered - t_inject`` (0 when nothing
+  failed, unknown when nothing was observed at all).
+* Faults injected while another is active form one *episode*; an episode's evidence
+  ends where the next episode starts.
+* Ledger: lost = acknowledged and absent, recovered = indeterminate and present,
+  unexpected = present and never written. ``RPO = t_inject - min(ack of lost writes)``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .budget import Budget, Criteria, format_duration
+from .timeline import WRITE_FAIL, WRITE_INDETERMINATE, WRITE_OK, Evidence, FaultRecord
+
+LOST_KEYS_SHOWN = 20
+
+
+@dataclass(frozen=True)
+class Episode:
+    """Recovery from one fault (or several overlapping ones)."""
+
+    t_inject: float
+    faults: tuple[str, ...]
+    end: float | None  # where the next episode starts; None for the last one
+    operations: int
+    failed: int
+    t_first_fail: float | None
+    t_recovered: float | None
+    rto: float | None  # None when not recovered or no evidence
+    detection_delay: float | None
+    outage: float | None
+    longest_gap: float | None
+    resolution: float | None
+    timeout: float
+
+    @property
+    def status(self) -> str:
+        if self.operations == 0:
+            return "no evidence"
+        return "recovered" if self.rto is not None else "not recovered"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "faults": list(self.faults), "status": self.status}
+
+
+@dataclass(frozen=True)
+class WindowStats:
+    """Error rate over all operations and latency over successful ones, in one time window."""
+
+    start: float | None
+    end: float | None
+    operations: int
+    failed: int
+    error_rate: float | None
+    p50: float | None
+    p95: float | None
+    p99: float | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class LedgerResult:
+    """Jepsen-style classification of the write ledger against what was read back."""
+
+    written: int
+    acknowledged: int
+    failed: int
+    indeterminate: int
+    lost: int
+    recovered: int
+    unexpected: int
+    failed_present: int
+    lost_keys: tuple[str, ...]
+    rpo: float | None  # seconds; None when nothing was lost relative to a fault
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "lost_keys": list(self.lost_keys)}
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """Everything computed from one test's timeline."""
+
+    operations: int
+    dropped: int
+    sources: tuple[str, ...]
+    episodes: tuple[Episode, ...]
+    baseline: WindowStats
+    fault_window: WindowStats
+    ledger: LedgerResult | None
+    alert_delay: float | None
+    writes: int
+    criteria: Criteria = field(default_factory=Criteria)
+
+    @property
+    def status(self) -> str:
+        """``no fault``, ``no evidence``, ``not recovered`` or ``recovered`` (worst episode)."""
+        if not self.episodes:
+            return "no fault"
+        for status in ("no evidence", "not recovered"):
+            if any(e.status == status for e in self.episodes):
+                return status
+        return "recovered"
+
+    @property
+    def worst(self) -> Episode | None:
+        """The episode that decides the RTO: unknown before unrecovered before the longest."""
+        if not self.episodes:
+            return None
+        order = {"no evidence": 0, "not recovered": 1, "recovered": 2}
+        return min(self.episodes, key=lambda e: (order[e.status], -(e.rto or 0.0)))
+
+    @property
+    def rto(self) -> float | None:
+        worst = self.worst
+        return worst.rto if worst is not None and self.status == "recovered" else None
+
+    @property
+    def resolution(self) -> float | None:
+        worst = self.worst
+        return worst.resolution if worst else self.baseline_resolution
+
+    @property
+    def baseline_resolution(self) -> float | None:
+        b = self.baseline
+        if b.operations < 2 or b.start is None or b.end is None:
+            return None
+        return (b.end - b.start) / (b.operations - 1)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "rto": self.rto,
+            "resolution": self.resolution,
+            "operations": self.operations,
+            "dropped": self.dropped,
+            "sources": list(self.sources),
+            "episodes": [e.as_dict() for e in self.episodes],
+            "baseline": self.baseline.as_dict(),
+            "fault_window": self.fault_window.as_dict(),
+            "ledger": self.ledger.as_dict() if self.ledger else None,
+            "alert_delay": self.alert_delay,
+            "writes": self.writes,
+            "criteria": self.criteria.as_dict(),
+        }
+
+
+@dataclass(frozen=True)
+class Breach:
+    nfr: str
+    measured: float | None
+    budget: float
+    text: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    breaches: tuple[Breach, ...]
+
+    @property
+    def passed(self) -> bool:
+        return not self.breaches
+
+    @property
+    def line(self) -> str:
+        return "; ".join(b.text for b in self.breaches)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "passed": self.passed,
+            "line": self.line,
+            "breaches": [b.as_dict() for b in self.breaches],
+        }
+
+
+# -- recovery ---------------------------------------------------------------------
+
+
+def episodes_of(faults: Sequence[FaultRecord]) -> list[tuple[float, tuple[str, ...]]]:
+    """Group faults into episodes: a fault injected while an earlier one is active joins it."""
+    groups: list[tuple[float, float, list[str]]] = []
+    for fault in sorted(faults, key=lambda f: f.injected_at):
+        end = fault.reverted_at if fault.reverted_at is not None else math.inf
+        if groups and fault.injected_at <= groups[-1][1]:
+            start, active_until, names = groups[-1]
+            groups[-1] = (start, max(active_until, end), [*names, fault.name])
+        else:
+            groups.append((fault.injected_at, end, [fault.name]))
+    return [(start, tuple(names)) for start, _, names in groups]
+
+
+def _episode(
+    starts: Sequence[float],
+    oks: Sequence[int],
+    t_inject: float,
+    end: float | None,
+    names: tuple[str, ...],
+    prior_success: float | None,
+    criteria: Criteria,
+) -> Episode:
+    window = [(s, ok) for s, ok in zip(starts, oks, strict=True) if s >= t_inject and (end is None or s < end)]
+    failures = [s for s, ok in window if not ok]
+    successes = sorted(s for s, ok in window if ok)
+    latest = max((s for s, _ in window), default=None)
+    resolution = (latest - min(s for s, _ in window)) / (len(window) - 1) if len(window) > 1 else None
+    anchored = ([prior_success] if prior_success is not None else []) + successes
+    longest_gap = max((b - a for a, b in zip(anchored, anchored[1:], strict=False)), default=None)
+    t_first_fail = min(failures, default=None)
+    t_recovered: float | None = None
+    rto: float | None = None
+    if window and not failures:
+        rto = 0.0
+    elif failures:
+        last_failure = max(failures)
+        after = [s for s in successes if s > last_failure]
+        if (
+            after
+            and latest is not None
+            and len(after) >= criteria.successes
+            and latest - after[0] >= criteria.window
+            and after[0] - t_inject <= criteria.timeout
+        ):
+            t_recovered = after[0]
+            rto = t_recovered - t_inject
+    return Episode(
+        t_inject=t_inject,
+        faults=names,
+        end=end,
+        operations=len(window),
+        failed=len(failures),
+        t_first_fail=t_first_fail,
+        t_recovered=t_recovered,
+        rto=rto,
+        detection_delay=None if t_first_fail is None else t_first_fail - t_inject,
+        outage=None if t_recovered is None or t_first_fail is None else t_recovered - t_first_fail,
+        longest_gap=longest_gap,
+        resolution=resolution,
+        timeout=criteria.timeout,
+    )
+
+
+def percentile(sorted_values: Sequence[float], q: float) -> float | None:
+    """Nearest-rank percentile (no interpolation: every figure is an observed latency)."""
+    if not sorted_values:
+        return None
+    rank = max(1, math.ceil(q * len(sorted_values)))
+    return sorted_values[rank - 1]
+
+
+def window_stats(evidence: Evidence, start: float | None, end: float | None) -> WindowStats:
+    """Error rate and success latency percentiles for operations starting in [start, end)."""
+    latencies: list[float] = []
+    operations = failed = 0
+    first = last = None
+    for s, latency, ok in zip(evidence.op_start, evidence.op_latency, evidence.op_ok, strict=True):
+        if (start is not None and s < start) or (end is not None and s >= end):
+            continue
+        operations += 1
+        first = s if first is None else min(first, s)
+        last = s if last is None else max(last, s)
+        if ok:
+            latencies.append(latency)
+        else:
+            failed += 1
+    latencies.sort()
+    return WindowStats(
+        start=first,
+        end=last,
+        operations=operations,
+        failed=failed,
+        error_rate=failed / operations if operations else None,
+        p50=percentile(latencies, 0.50),
+        p95=percentile(latencies, 0.95),
+        p99=percentile(latencies, 0.99),
+    )
+
+
+# -- ledger -----------------------------------------------------------------------
+
+
+def verify_ledger(evidence: Evidence, present: Iterable[str], injections: Sequence[float]) -> LedgerResult:
+    """Classify every written key against the keys read back (exact counts, no sampling).
+
+    A key written several times takes its best outcome (ok > indeterminate > fail) and its
+    earliest acknowledgement. A lost write is charged to the first injection at or after
+    its acknowledgement; ``rpo`` is the largest such distance (0 if acknowledged after the
+    last injection, ``None`` when nothing was lost or no fault was injected).
+    """
+    present_set = set(present)
+    rank = {WRITE_OK: 2, WRITE_INDETERMINATE: 1, WRITE_FAIL: 0}
+    best: dict[str, tuple[int, float]] = {}
+    for key, start, ack, status in zip(
+        evidence.write_keys, evidence.write_start, evidence.write_ack, evidence.write_status, strict=True
+    ):
+        when = start if math.isnan(ack) else ack
+        previous = best.get(key)
+        if (
+            previous is None
+            or rank[status] > rank[previous[0]]
+            or (rank[status] == rank[previous[0]] and when < previous[1])
+        ):
+            best[key] = (status, when)
+    by_status = {WRITE_OK: 0, WRITE_FAIL: 0, WRITE_INDETERMINATE: 0}
+    lost: list[tuple[float, str]] = []
+    recovered = failed_present = 0
+    for key, (status, when) in best.items():
+        by_status[status] += 1
+        if status == WRITE_OK and key not in present_set:
+            lost.append((when, key))
+        elif status == WRITE_INDETERMINATE and key in present_set:
+            recovered += 1
+        elif status == WRITE_FAIL and key in present_set:
+            failed_present += 1
+    lost.sort()
+    rpo: float | None = None
+    ordered = sorted(injections)
+    if lost and ordered:
+        distances = []
+        for ack, _ in lost:
+            later = [t for t in ordered if t >= ack]
+            distances.append(later[0] - ack if later else 0.0)
+        rpo = max(distances)
+    return LedgerResult(
+        written=len(best),
+        acknowledged=by_status[WRITE_OK],
+        failed=by_status[WRITE_FAIL],
+        indeterminate=by_status[WRITE_INDETERMINATE],
+        lost=len(lost),
+        recovered=recovered,
+        unexpected=len(present_set - best.keys()),
+        failed_present=failed_present,
+        lost_keys=tuple(key for _, key in lost[:LOST_KEYS_SHOWN]),
+        rpo=rpo,
+    )
+
+
+# -- measurement ------------------------------------------------------------------
+
+
+def measure(
+    evidence: Evidence,
+    criteria: Criteria,
+    present: Iterable[str] | None = None,
+    source: str | None = None,
+) -> Measurement:
+    """The measurement of a timeline; ``present`` is the read-back key set, if writes were verified.
+
+    ``source`` restricts the operations to one evidence source (``"load"``,
+    ``"probe:health"``); by default every operation counts.
+    """
+    if source is not None:
+        evidence = _only_source(evidence, source)
+    groups = episodes_of(evidence.faults)
+    starts, oks = evidence.op_start, evidence.op_ok
+    episodes = []
+    for i, (t_inject, names) in enumerate(groups):
+        end = groups[i + 1][0] if i + 1 < len(groups) else None
+        prior = max((s for s, ok in zip(starts, oks, strict=True) if ok and s < t_inject), default=None)
+        episodes.append(_episode(starts, oks, t_inject, end, names, prior, criteria))
+    first_inject = groups[0][0] if groups else None
+    baseline = window_stats(evidence, None, first_inject)
+    if first_inject is None:
+        fault_window = window_stats(evidence, math.inf, None)
+    else:
+        fault_window = window_stats(evidence, first_inject, fault_window_end(evidence.faults, episodes, criteria))
+    alerts = [m.at for m in evidence.marks if m.kind == "alert"]
+    alert_delay = None
+    if first_inject is not None:
+        after = [t - first_inject for t in alerts if t >= first_inject]
+        alert_delay = min(after, default=None)
+    ledger = None
+    if present is not None:
+        ledger = verify_ledger(evidence, present, [t for t, _ in groups])
+    return Measurement(
+        operations=len(evidence),
+        dropped=evidence.dropped,
+        sources=tuple(evidence.sources()),
+        episodes=tuple(episodes),
+        baseline=baseline,
+        fault_window=fault_window,
+        ledger=ledger,
+        alert_delay=alert_delay,
+        writes=len(evidence.write_keys),
+        criteria=criteria,
+    )
+
+
+def fault_window_end(faults: Sequence[FaultRecord], episodes: Sequence[Episode], criteria: Criteria) -> float | None:
+    """The fault window ends ``criteria.window`` after the later of the last revert and recovery.
+
+    That is the fault plus the stretch that confirmed recovery: a fixed span, so load that
+    goes on long after recovery does not dilute the error rate. ``None`` (to the end of the
+    evidence) while a fault is active or an episode has not recovered.
+    """
+    if any(f.reverted_at is None for f in faults) or any(e.status != "recovered" for e in episodes):
+        return None
+    ends = [f.reverted_at for f in faults if f.reverted_at is not None]
+    ends += [e.t_recovered for e in episodes if e.t_recovered is not None]
+    return max(ends) + criteria.window
+
+
+def _only_source(evidence: Evidence, source: str) -> Evidence:
+    if source not in evidence.strings:
+        raise ValueError(f"no evidence source {source!r}; the timeline has: {', '.join(evidence.sources()) or 'none'}")
+    ident = evidence.strings.index(source)
+    keep = [i for i, s in enumerate(evidence.op_source) if s == ident]
+    columns = {
+        name: type(getattr(evidence, name))(
+            getattr(evidence, name).typecode, (getattr(evidence, name)[i] for i in keep)
+        )
+        for name in ("op_start", "op_latency", "op_ok", "op_name", "op_source", "op_error")
+    }
+    return Evidence(**{**evidence.__dict__, **columns})
+
+
+# -- verdict ----------------------------------------------------------------------
+
+
+def _episode_detail(e: Episode) -> str:
+    parts = []
+    if e.detection_delay is not None:
+        parts.append(f"first failure +{format_duration(e.detection_delay)}")
+    if e.t_recovered is not None:
+        parts.append(f"recovered +{format_duration(e.t_recovered - e.t_inject)}")
+    parts.append(f"{e.failed} failed operation{'s' if e.failed != 1 else ''}")
+    if e.resolution is not None:
+        parts.append(f"resolution {format_duration(e.resolution)}")
+    return ", ".join(parts)
+
+
+def _rto_breach(m: Measurement, budget: float) -> Breach | None:
+    worst = m.worst
+    limit = format_duration(budget)
+    if worst is None:
+        return Breach("rto", None, budget, f"RTO not measured: no fault was injected (budget {limit})")
+    if worst.status == "no evidence":
+        return Breach(
+            "rto",
+            None,
+            budget,
+            f"RTO unknown: no evidence after the fault ({', '.join(worst.faults)}): "
+            f"no operation was observed; start load or experiment.monitor() (budget {limit})",
+        )
+    if worst.status == "not recovered":
+        return Breach(
+            "rto",
+            None,
+            budget,
+            f"RTO not recovered within {format_duration(worst.timeout)} > budget {limit} ({_episode_detail(worst)})",
+        )
+    assert worst.rto is not None
+    if worst.rto > budget:
+        return Breach(
+            "rto", worst.rto, budget, f"RTO {format_duration(worst.rto)} > budget {limit} ({_episode_detail(worst)})"
+        )
+    return None
+
+
+def _rpo_breaches(m: Measurement, budget: Budget) -> list[Breach]:
+    wanted = [(n, v) for n, v in (("rpo", budget.rpo), ("rpo_writes", budget.rpo_writes)) if v is not None]
+    if not wanted:
+        return []
+    ledger = m.ledger
+    if ledger is None:
+        return [
+            Breach(
+                n,
+                None,
+                float(v),
+                f"{n.upper().replace('_WRITES', ' (writes)')} not measured: "
+                "the writes were never verified; call experiment.verify_writes(reader)",
+            )
+            for n, v in wanted
+        ]
+    breaches = []
+    if budget.rpo is not None:
+        rpo = ledger.rpo or 0.0
+        if ledger.lost and (rpo > budget.rpo or budget.rpo == 0):
+            breaches.append(
+                Breach(
+                    "rpo",
+                    rpo,
+                    budget.rpo,
+                    f"RPO {format_duration(rpo)} > budget {format_duration(budget.rpo)} "
+                    f"({ledger.lost} acknowledged write{'s' if ledger.lost != 1 else ''} lost)",
+                )
+            )
+    if budget.rpo_writes is not None and ledger.lost > budget.rpo_writes:
+        breaches.append(
+            Breach(
+                "rpo_writes",
+                float(ledger.lost),
+                float(budget.rpo_writes),
+                f"RPO {ledger.lost} writes lost > budget {budget.rpo_writes}",
+            )
+        )
+    return breaches
+
+
+def judge(m: Measurement, budget: Budget) -> Verdict:
+    """Hold a measurement against a budget; every breached NFR gets one clause."""
+    breaches: list[Breach] = []
+    if budget.rto is not None and (b := _rto_breach(m, budget.rto)):
+        breaches.append(b)
+    breaches += _rpo_breaches(m, budget)
+    fw = m.fault_window
+    if budget.error_rate is not None:
+        if fw.error_rate is None:
+            breaches.append(
+                Breach(
+                    "error_rate",
+                    None,
+                    budget.error_rate,
+                    "error rate unknown: no operation in the fault window (no evidence)",
+                )
+            )
+        elif fw.error_rate > budget.error_rate:
+            breaches.append(
+                Breach(
+                    "error_rate",
+                    fw.error_rate,
+                    budget.error_rate,
+                    f"error rate {fw.error_rate:.1%} > budget {budget.error_rate:.1%} "
+                    f"({fw.failed} of {fw.operations} operations failed in the fault window)",
+                )
+            )
+    if budget.p99 is not None:
+        if fw.p99 is None:
+            breaches.append(
+                Breach(
+                    "p99", None, budget.p99, "p99 unknown: no successful operation in the fault window (no evidence)"
+                )
+            )
+        elif fw.p99 > budget.p99:
+            breaches.append(
+                Breach(
+                    "p99",
+                    fw.p99,
+                    budget.p99,
+                    f"p99 {format_duration(fw.p99)} > budget {format_duration(budget.p99)} "
+                    f"(fault window, {fw.operations - fw.failed} successful operations)",
+                )
+            )
+    if budget.alert_within is not None:
+        limit = format_duration(budget.alert_within)
+        if m.alert_delay is None:
+            breaches.append(Breach("alert_within", None, budget.alert_within, f"no alert raised (budget {limit})"))
+        elif m.alert_delay > budget.alert_within:
+            breaches.append(
+                Breach(
+                    "alert_within",
+                    m.alert_delay,
+                    budget.alert_within,
+                    f"alert after {format_duration(m.alert_delay)} > budget {limit}",
+                )
+            )
+    return Verdict(tuple(breaches))

@@ -1,0 +1,277 @@
+"""pytest entry point (``pytest11: resiliency``): options, markers, the fixture, hook wiring.
+
+Kept light on purpose: nothing here imports boto3, moto or locust, so installing the
+plugin costs every pytest run next to nothing. Heavy parts are imported by the
+fixtures that need them, when a test asks for them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .budget import (
+    DEFAULT_RECOVERY_SUCCESSES,
+    DEFAULT_RECOVERY_WINDOW,
+    DEFAULT_TIMEOUT,
+    MARKER_ARGUMENTS,
+    Budget,
+    BudgetError,
+    Criteria,
+    parse_duration,
+    parse_marker,
+)
+from .experiment import Experiment, set_current
+from .timeline import DEFAULT_MAX_OPERATIONS
+
+# Fixtures, options and hooks of each capability live beside it; each of these modules
+# must import nothing heavy at module level (boto3, moto and locust load inside fixtures).
+pytest_plugins = [
+    "pytest_resiliency.targets.fixtures",
+    "pytest_resiliency.load.fixtures",
+    "pytest_resiliency.aws.fixtures",
+]
+
+MARKERS = {
+    "resiliency": f"resiliency({', '.join(a + '=...' for a in MARKER_ARGUMENTS)}): "
+    "the test is a resiliency experiment with these NFR budgets",
+    "aws": "the experiment acts on AWS resources (moto by default, real AWS only when allow-listed)",
+    "local": "the experiment acts on local processes and resources only",
+    "network": "the experiment injects network faults (fault proxy, nftables)",
+    "destructive": "the experiment kills, fills or breaks something it does not own",
+    "slow": "the experiment takes more than a few seconds",
+}
+
+
+@dataclass
+class SessionState:
+    """Per-process plugin state, kept in ``config.stash``."""
+
+    criteria: Criteria
+    max_operations: int
+
+
+STATE = pytest.StashKey[SessionState]()
+BUDGET = pytest.StashKey[tuple[Budget, Criteria]]()
+EXPERIMENT = pytest.StashKey[Experiment]()
+PAYLOAD = pytest.StashKey[dict[str, Any]]()
+MARKER_ERROR = pytest.StashKey[str]()
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    from . import hookspecs
+
+    pluginmanager.add_hookspecs(hookspecs)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("resiliency", "resiliency experiments (RTO/RPO budgets)")
+    group.addoption(
+        "--resiliency-json",
+        metavar="PATH",
+        default=None,
+        help="write the JSON journal of every resiliency test (budget, measurement, faults, verdict) to PATH",
+    )
+    options = (
+        ("recovery_successes", "N", f"consecutive successes that mark recovery (default {DEFAULT_RECOVERY_SUCCESSES})"),
+        (
+            "recovery_window",
+            "DURATION",
+            f"failure-free time that confirms recovery (default {DEFAULT_RECOVERY_WINDOW:g}s)",
+        ),
+        ("timeout", "DURATION", f"how long after a fault recovery is awaited (default {DEFAULT_TIMEOUT:g}s)"),
+        (
+            "max_operations",
+            "N",
+            f"operations kept per test before evidence is dropped (default {DEFAULT_MAX_OPERATIONS})",
+        ),
+    )
+    for name, metavar, text in options:
+        group.addoption(f"--resiliency-{name.replace('_', '-')}", metavar=metavar, default=None, help=text)
+        parser.addini(f"resiliency_{name}", text + "; the marker and the command line win", default=None)
+
+
+def _setting(config: pytest.Config, name: str) -> Any:
+    """CLI > ini > None (the marker, which wins over both, is applied per test)."""
+    value = config.getoption(f"resiliency_{name}")
+    return value if value is not None else config.getini(f"resiliency_{name}")
+
+
+def _whole(value: Any, name: str, minimum: int) -> int:
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        number = minimum - 1
+    if number < minimum:
+        raise BudgetError(f"{name}={value!r} must be a whole number >= {minimum}")
+    return number
+
+
+def _criteria(config: pytest.Config) -> Criteria:
+    successes = _setting(config, "recovery_successes")
+    window = _setting(config, "recovery_window")
+    timeout = _setting(config, "timeout")
+    return Criteria(
+        successes=DEFAULT_RECOVERY_SUCCESSES if successes is None else _whole(successes, "recovery_successes", 1),
+        window=DEFAULT_RECOVERY_WINDOW if window is None else parse_duration(window, "recovery_window"),
+        timeout=DEFAULT_TIMEOUT if timeout is None else parse_duration(timeout, "timeout"),
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    for name, text in MARKERS.items():
+        config.addinivalue_line("markers", f"{name}: {text}" if not text.startswith(name) else text)
+    try:
+        criteria = _criteria(config)
+        max_ops = _setting(config, "max_operations")
+        max_operations = DEFAULT_MAX_OPERATIONS if max_ops is None else _whole(max_ops, "max_operations", 1)
+    except BudgetError as exc:
+        raise pytest.UsageError(f"pytest-resiliency option: {exc}") from None
+    journal = config.getoption("resiliency_json")
+    config.stash[STATE] = SessionState(criteria=criteria, max_operations=max_operations)
+    if not hasattr(config, "workerinput"):  # xdist workers send reports; the controller writes
+        from .report.collector import ResultCollector
+
+        config.pluginmanager.register(
+            ResultCollector(config, Path(journal).resolve() if journal else None), "resiliency-collector"
+        )
+        if config.pluginmanager.has_plugin("html"):
+            from .report.html import HtmlReport
+
+            config.pluginmanager.register(HtmlReport(config), "resiliency-html")
+
+
+def _marker_kwargs(item: pytest.Item) -> tuple[tuple[Any, ...], dict[str, Any]] | None:
+    """Merge ``resiliency`` markers: the closest (function) wins per argument over class/module."""
+    marks = list(item.iter_markers("resiliency"))
+    if not marks:
+        return None
+    args: tuple[Any, ...] = ()
+    kwargs: dict[str, Any] = {}
+    for mark in reversed(marks):
+        args = args or mark.args
+        kwargs.update(mark.kwargs)
+    return args, kwargs
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    state = config.stash[STATE]
+    errors = []
+    for item in items:
+        found = _marker_kwargs(item)
+        if found is None:
+            continue
+        try:
+            item.stash[BUDGET] = parse_marker(*found, defaults=state.criteria)
+        except BudgetError as exc:
+            errors.append(f"{item.nodeid}: @pytest.mark.resiliency: {exc}")
+            item.stash[MARKER_ERROR] = errors[-1]
+            continue
+        fixturenames = getattr(item, "fixturenames", None)
+        if fixturenames is not None and "experiment" not in fixturenames:
+            fixturenames.append("experiment")
+    # A usage error stops the run before anything is injected. An xdist worker cannot raise
+    # one (xdist reports an INTERNALERROR), so there each bad test errors at setup instead.
+    if errors and not hasattr(config, "workerinput"):
+        raise pytest.UsageError("invalid resiliency marker:\n  " + "\n  ".join(errors))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    error = item.stash.get(MARKER_ERROR, None)
+    if error is not None:
+        pytest.fail(f"invalid resiliency marker: {error}", pytrace=False)
+
+
+class _HookRelay:
+    """Forwards fault events from the experiment to the plugin hooks."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self._hook = config.hook
+
+    def fault_injected(self, fault: Any, experiment: Experiment) -> None:
+        self._hook.pytest_resiliency_fault_injected(fault=fault, experiment=experiment)
+
+    def fault_reverted(self, fault: Any, experiment: Experiment) -> None:
+        self._hook.pytest_resiliency_fault_reverted(fault=fault, experiment=experiment)
+
+
+@pytest.fixture
+def experiment(request: pytest.FixtureRequest) -> Iterator[Experiment]:
+    """This test's experiment: inject faults, monitor probes, verify writes, measure.
+
+    Faults used as context managers inside the test record into it on their own.
+    """
+    state = request.config.stash[STATE]
+    budget, criteria = request.node.stash.get(BUDGET, (Budget(), state.criteria))
+    exp = Experiment(request.node.nodeid, budget, criteria, _HookRelay(request.config), state.max_operations)
+    request.node.stash[EXPERIMENT] = exp
+    set_current(exp)
+    try:
+        yield exp
+    finally:
+        errors = exp.finish(settle=False)  # a no-op when the test body ran: the call hook finished it
+        set_current(None)
+        if exp.aborted:
+            pytest.fail(f"aborted: {exp.aborted}", pytrace=False)
+        if errors:
+            pytest.fail("resiliency: fault revert failed: " + "; ".join(errors), pytrace=False)
+
+
+def _conclude(item: pytest.Item, exp: Experiment, body_failed: bool) -> str | None:
+    """Revert, settle, measure, judge; store the payload. Returns the failure line, if any."""
+    from .measure import judge
+    from .report import payload as payloads
+
+    errors = exp.finish(settle=not body_failed)
+    measurement = exp.measure()
+    verdict = judge(measurement, exp.budget)
+    if exp.aborted:
+        outcome = payloads.ABORTED
+    elif body_failed or errors:
+        outcome = payloads.ERROR
+    else:
+        outcome = payloads.PASS if verdict.passed else payloads.BREACH
+    payload = payloads.build(exp, measurement, verdict, outcome, errors)
+    item.stash[PAYLOAD] = payload
+    item.user_properties.extend(payloads.junit_properties(payload))
+    item.config.hook.pytest_resiliency_measured(item=item, experiment=exp, payload=payload)
+    if errors:
+        return "resiliency: fault revert failed: " + "; ".join(errors)
+    if outcome == payloads.BREACH:
+        item.config.hook.pytest_resiliency_breached(item=item, experiment=exp, payload=payload)
+        return verdict.line
+    return None
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    exp = item.stash.get(EXPERIMENT, None)
+    if exp is None:
+        return (yield)
+    try:
+        result = yield
+    except BaseException:
+        _conclude(item, exp, body_failed=True)
+        raise
+    line = _conclude(item, exp, body_failed=False)
+    if exp.aborted:
+        return result  # the fixture's teardown turns it into an ERROR, not a failure
+    if line:
+        pytest.fail(line, pytrace=False)
+    return result
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[pytest.TestReport]:
+    report: pytest.TestReport = yield
+    payload = item.stash.get(PAYLOAD, None)
+    if (payload is not None and report.when == "call") or (
+        payload is not None and report.when == "teardown" and item.stash[EXPERIMENT].aborted
+    ):
+        report.resiliency = payload  # type: ignore[attr-defined]
+    return report

@@ -1,0 +1,1 @@
+"""Reports read only the plain-dict payload that travels on each test report."""

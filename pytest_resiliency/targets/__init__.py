@@ -1,0 +1,1 @@
+"""Targets: what a fault acts on (supervised local services, AWS resources)."""

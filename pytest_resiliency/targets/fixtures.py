@@ -1,0 +1,1 @@
+"""Fixtures and options for local targets and faults (``service``, ``proxy``)."""
