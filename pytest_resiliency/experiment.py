@@ -218,6 +218,27 @@ class Experiment:
         """Add a ledger entry: ``status`` is ``ok``, ``fail`` or ``indeterminate``."""
         self.timeline.add_write(key, start, ack, status)
 
+    def attach(self, key: str, value: Any) -> None:
+        """Attach something for the reports (a log tail, locust's stats).
+
+        ``value`` may be a callable: it is called once when the test's payload is built,
+        after the load has stopped, so what it returns is final. Builtins only.
+        """
+        with self._lock:
+            self.attachments[key] = value
+
+    def resolved_attachments(self) -> dict[str, Any]:
+        """The attachments with callables called; a failing one is reported, not raised."""
+        with self._lock:
+            items = list(self.attachments.items())
+        resolved = {}
+        for key, value in items:
+            try:
+                resolved[key] = value() if callable(value) else value
+            except Exception as exc:
+                resolved[key] = f"<attachment failed: {type(exc).__name__}: {exc}>"
+        return resolved
+
     def record_alert(self, name: str, at: float | None = None) -> None:
         """An alert fired (held against ``alert_within``)."""
         self.timeline.mark(time.time() if at is None else at, "alert", name)

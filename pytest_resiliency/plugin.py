@@ -76,6 +76,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="write the JSON journal of every resiliency test (budget, measurement, faults, verdict) to PATH",
     )
+    group.addoption(
+        "--resiliency-summary-md",
+        metavar="PATH",
+        default=None,
+        help="write a Markdown scorecard of the run to PATH (e.g. $GITHUB_STEP_SUMMARY)",
+    )
     options = (
         ("recovery_successes", "N", f"consecutive successes that mark recovery (default {DEFAULT_RECOVERY_SUCCESSES})"),
         (
@@ -136,8 +142,14 @@ def pytest_configure(config: pytest.Config) -> None:
     if not hasattr(config, "workerinput"):  # xdist workers send reports; the controller writes
         from .report.collector import ResultCollector
 
+        summary_md = config.getoption("resiliency_summary_md")
         config.pluginmanager.register(
-            ResultCollector(config, Path(journal).resolve() if journal else None), "resiliency-collector"
+            ResultCollector(
+                config,
+                Path(journal).resolve() if journal else None,
+                Path(summary_md).resolve() if summary_md else None,
+            ),
+            "resiliency-collector",
         )
         if config.pluginmanager.has_plugin("html"):
             from .report.html import HtmlReport

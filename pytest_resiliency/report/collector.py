@@ -14,9 +14,10 @@ import pytest
 
 
 class ResultCollector:
-    def __init__(self, config: pytest.Config, journal: Path | None) -> None:
+    def __init__(self, config: pytest.Config, journal: Path | None, summary_md: Path | None = None) -> None:
         self.config = config
         self.journal = journal
+        self.summary_md = summary_md
         self.entries: list[dict[str, Any]] = []
         self._by_nodeid: dict[str, dict[str, Any]] = {}
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from ..experiment import Experiment
 from ..measure import Measurement, Verdict
+from .secrets import scrub
 
 SCHEMA_VERSION = 1
 
@@ -55,7 +56,7 @@ def build(
     experiment: Experiment, measurement: Measurement, verdict: Verdict, outcome: str, errors: list[str]
 ) -> dict[str, Any]:
     evidence_marks = experiment.timeline.snapshot().marks
-    return plain(
+    payload = plain(
         {
             "schema": SCHEMA_VERSION,
             "nodeid": experiment.nodeid,
@@ -71,9 +72,10 @@ def build(
             "verdict": verdict.as_dict(),
             "faults": [f.record.as_dict() for f in experiment.faults if f.record is not None],
             "marks": [{"at": m.at, "kind": m.kind, "name": m.name, "detail": m.detail} for m in evidence_marks],
-            "attachments": experiment.attachments,
+            "attachments": experiment.resolved_attachments(),
         }
     )
+    return scrub(payload)
 
 
 def junit_properties(payload: dict[str, Any]) -> list[tuple[str, str]]:
