@@ -252,7 +252,7 @@ class Experiment:
         period = parse_duration(every, "every")
         if period <= 0:
             raise ValueError("experiment.stop_when: every must be > 0")
-        stop = StopCondition(self, condition, period, name or getattr(condition, "__name__", "condition"))
+        stop = StopCondition(self, condition, period, name or str(getattr(condition, "__name__", "condition")))
         with self._lock:
             self._stop_conditions.append(stop)
         return stop

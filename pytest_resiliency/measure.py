@@ -17,6 +17,7 @@ The definitions are the contract in the README ("Measurement definitions"):
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -220,9 +221,11 @@ def _episode(
     failures = [s for s, ok in window if not ok]
     successes = sorted(s for s, ok in window if ok)
     latest = max((s for s, _ in window), default=None)
-    resolution = (latest - min(s for s, _ in window)) / (len(window) - 1) if len(window) > 1 else None
+    resolution = None
+    if latest is not None and len(window) > 1:
+        resolution = (latest - min(s for s, _ in window)) / (len(window) - 1)
     anchored = ([prior_success] if prior_success is not None else []) + successes
-    longest_gap = max((b - a for a, b in zip(anchored, anchored[1:], strict=False)), default=None)
+    longest_gap = max((b - a for a, b in itertools.pairwise(anchored)), default=None)
     t_first_fail = min(failures, default=None)
     t_recovered: float | None = None
     rto: float | None = None

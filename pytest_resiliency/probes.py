@@ -93,7 +93,7 @@ def call(fn: Callable[[], Any], *, name: str | None = None) -> Probe:
     """Any callable as a probe: it fails when it raises or returns ``False``."""
     if not callable(fn):
         raise ValueError(f"probes.call needs a callable, got {type(fn).__name__}")
-    return Probe(name or getattr(fn, "__name__", "call"), fn)
+    return Probe(name or str(getattr(fn, "__name__", "call")), fn)
 
 
 def as_probe(probe: Probe | Callable[[], Any]) -> Probe:
