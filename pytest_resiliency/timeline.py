@@ -163,8 +163,8 @@ class Timeline:
     def _intern(self, text: str) -> int:
         ident = self._string_ids.get(text)
         if ident is None:
-            if len(self._strings) >= _MAX_STRINGS:
-                return self._intern(_OTHER) if text != _OTHER else len(self._strings) - 1
+            if len(self._strings) >= _MAX_STRINGS - 1 and text != _OTHER:
+                return self._intern(_OTHER)  # one slot is kept for it
             ident = len(self._strings)
             self._strings.append(text)
             self._string_ids[text] = ident

@@ -1,0 +1,366 @@
+"""Measurement definitions on synthetic timelines: every edge named in the README contract."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from pytest_resiliency.budget import Budget, Criteria
+from pytest_resiliency.measure import judge, measure, percentile
+from pytest_resiliency.timeline import FaultRecord, Timeline
+
+T0 = 1_700_000_000.0
+CRITERIA = Criteria(successes=5, window=1.0, timeout=60.0)
+
+
+def fault(at: float, until: float | None = None, name: str = "f") -> FaultRecord:
+    return FaultRecord("custom", name, name, {}, None, T0 + at, None if until is None else T0 + until)
+
+
+def grid(start: float, stop: float, step: float) -> list[float]:
+    """Evenly spaced times without float drift (start + i*step, rounded to the microsecond)."""
+    count = round((stop - start) / step)
+    return [round(start + i * step, 6) for i in range(count)]
+
+
+def ops(tl: Timeline, start: float, stop: float, step: float, ok: bool, latency: float = 0.001) -> None:
+    for t in grid(start, stop, step):
+        tl.add_operation(T0 + t, latency, ok, "GET /", "load")
+
+
+def scenario(outage: tuple[float, float] | None, end: float = 6.0, step: float = 0.01) -> Timeline:
+    """Evidence every ``step`` s from 0 to ``end``; failing during ``outage``; fault injected at 1 s."""
+    tl = Timeline()
+    tl.fault_injected(fault(1.0, 1.0))
+    for t in grid(0.0, end, step):
+        failing = outage is not None and outage[0] <= t < outage[1]
+        tl.add_operation(T0 + t, 0.002, not failing, "GET /", "load")
+    return tl
+
+
+def test_rto_is_first_success_of_the_final_recovery_minus_t_inject() -> None:
+    m = measure(scenario((1.0, 2.5)).snapshot(), CRITERIA)
+    (e,) = m.episodes
+    assert m.status == "recovered"
+    assert m.rto == pytest.approx(1.5, abs=1e-6)
+    assert e.detection_delay == pytest.approx(0.0, abs=1e-6)
+    assert e.outage == pytest.approx(1.5, abs=1e-6)
+    assert e.failed == 150
+    assert e.resolution == pytest.approx(0.01, rel=1e-6)
+    assert e.longest_gap == pytest.approx(1.51, abs=1e-6)
+
+
+def test_no_failure_gives_rto_zero() -> None:
+    m = measure(scenario(None).snapshot(), CRITERIA)
+    assert m.status == "recovered"
+    assert m.rto == 0.0
+    assert m.episodes[0].t_first_fail is None
+
+
+def test_no_evidence_is_not_rto_zero() -> None:
+    tl = Timeline()
+    tl.fault_injected(fault(1.0, 2.0))
+    m = measure(tl.snapshot(), CRITERIA)
+    assert m.status == "no evidence"
+    assert m.rto is None
+    verdict = judge(m, Budget(rto=5.0))
+    assert not verdict.passed
+    assert "no evidence" in verdict.line
+    assert "RTO 0" not in verdict.line
+
+
+def test_evidence_only_before_the_fault_is_no_evidence() -> None:
+    tl = Timeline()
+    ops(tl, 0.0, 1.0, 0.01, True)
+    tl.fault_injected(fault(1.0, 2.0))
+    assert measure(tl.snapshot(), CRITERIA).status == "no evidence"
+
+
+def test_never_recovered() -> None:
+    m = measure(scenario((1.0, 99.0)).snapshot(), CRITERIA)
+    assert m.status == "not recovered"
+    assert m.rto is None
+    line = judge(m, Budget(rto=5.0)).line
+    assert line.startswith("RTO not recovered within 60.00s > budget 5.00s")
+    assert "first failure +0.0ms" in line
+
+
+def test_recovery_needs_the_window_to_hold_until_the_end_of_observation() -> None:
+    # Successes after the last failure, but fewer than 1 s of them: not yet recovered.
+    m = measure(scenario((1.0, 5.5)).snapshot(), CRITERIA)
+    assert m.status == "not recovered"
+
+
+def test_recovery_needs_enough_consecutive_successes() -> None:
+    tl = Timeline()
+    tl.fault_injected(fault(1.0, 1.0))
+    ops(tl, 1.0, 2.0, 0.01, False)
+    ops(tl, 2.0, 4.0, 0.5, True)  # 4 successes spanning 1.5 s
+    assert measure(tl.snapshot(), CRITERIA).status == "not recovered"
+    assert measure(tl.snapshot(), Criteria(successes=4, window=1.0)).rto == pytest.approx(1.0)
+
+
+def test_flapping_recovery_counts_from_the_last_failure() -> None:
+    tl = Timeline()
+    tl.fault_injected(fault(1.0, 1.0))
+    ops(tl, 0.0, 1.0, 0.01, True)
+    ops(tl, 1.0, 2.0, 0.01, False)
+    ops(tl, 2.0, 2.3, 0.01, True)  # flaps back...
+    ops(tl, 2.3, 2.6, 0.01, False)  # ...and fails again
+    ops(tl, 2.6, 5.0, 0.01, True)
+    m = measure(tl.snapshot(), CRITERIA)
+    assert m.rto == pytest.approx(1.6, abs=1e-6)
+    assert m.episodes[0].failed == 130
+
+
+def test_failures_before_t_inject_are_baseline_not_outage() -> None:
+    tl = Timeline()
+    ops(tl, 0.0, 0.5, 0.01, False)
+    ops(tl, 0.5, 1.0, 0.01, True)
+    tl.fault_injected(fault(1.0, 1.0))
+    ops(tl, 1.0, 1.2, 0.01, False)
+    ops(tl, 1.2, 4.0, 0.01, True)
+    m = measure(tl.snapshot(), CRITERIA)
+    assert m.rto == pytest.approx(0.2, abs=1e-6)
+    assert m.baseline.failed == 50
+    assert m.baseline.error_rate == pytest.approx(0.5)
+    assert m.episodes[0].failed == 20
+
+
+def test_out_of_order_arrival_gives_the_same_measurement() -> None:
+    ordered = scenario((1.2, 2.0))
+    evidence = ordered.snapshot()
+    rows = list(zip(evidence.op_start, evidence.op_latency, evidence.op_ok, strict=True))
+    random.Random(7).shuffle(rows)
+    shuffled = Timeline()
+    shuffled.fault_injected(fault(1.0, 1.0))
+    for start, latency, ok in rows:
+        shuffled.add_operation(start, latency, bool(ok), "GET /", "load")
+    a, b = measure(evidence, CRITERIA), measure(shuffled.snapshot(), CRITERIA)
+    assert a.as_dict() == b.as_dict()
+
+
+def test_equal_timestamps_failure_and_success_at_the_same_instant() -> None:
+    tl = Timeline()
+    tl.fault_injected(fault(1.0, 1.0))
+    ops(tl, 1.0, 2.0, 0.01, False)
+    tl.add_operation(T0 + 2.0, 0.001, True, "GET /", "load")
+    tl.add_operation(T0 + 2.0, 0.001, False, "GET /", "load")  # same instant: not after the failure
+    ops(tl, 2.01, 4.0, 0.01, True)
+    m = measure(tl.snapshot(), CRITERIA)
+    assert m.rto == pytest.approx(1.01, abs=1e-6)
+
+
+def test_operation_at_exactly_t_inject_belongs_to_the_fault() -> None:
+    tl = Timeline()
+    tl.fault_injected(fault(1.0, 1.0))
+    tl.add_operation(T0 + 1.0, 0.001, False, "GET /", "load")
+    ops(tl, 1.01, 3.0, 0.01, True)
+    m = measure(tl.snapshot(), CRITERIA)
+    assert m.episodes[0].failed == 1
+    assert m.episodes[0].detection_delay == 0.0
+
+
+def test_several_faults_make_several_episodes_and_the_worst_decides() -> None:
+    tl = Timeline()
+    tl.fault_injected(fault(1.0, 1.1, "first"))
+    tl.fault_injected(fault(5.0, 5.1, "second"))
+    ops(tl, 0.0, 1.0, 0.01, True)
+    ops(tl, 1.0, 1.3, 0.01, False)  # first: 0.3 s
+    ops(tl, 1.3, 5.0, 0.01, True)
+    ops(tl, 5.0, 5.8, 0.01, False)  # second: 0.8 s
+    ops(tl, 5.8, 8.0, 0.01, True)
+    m = measure(tl.snapshot(), CRITERIA)
+    first, second = m.episodes
+    assert first.faults == ("first",)
+    assert first.rto == pytest.approx(0.3, abs=1e-6)
+    assert second.rto == pytest.approx(0.8, abs=1e-6)
+    assert m.rto == pytest.approx(0.8, abs=1e-6)
+    assert m.worst is second
+
+
+def test_overlapping_faults_form_one_episode() -> None:
+    tl = Timeline()
+    tl.fault_injected(fault(1.0, 3.0, "a"))
+    tl.fault_injected(fault(2.0, 2.5, "b"))
+    ops(tl, 1.0, 3.0, 0.01, False)
+    ops(tl, 3.0, 5.0, 0.01, True)
+    m = measure(tl.snapshot(), CRITERIA)
+    assert len(m.episodes) == 1
+    assert m.episodes[0].faults == ("a", "b")
+    assert m.rto == pytest.approx(2.0, abs=1e-6)
+
+
+def test_an_episode_that_never_recovers_before_the_next_fault() -> None:
+    tl = Timeline()
+    tl.fault_injected(fault(1.0, 1.1, "first"))
+    tl.fault_injected(fault(3.0, 3.1, "second"))
+    ops(tl, 1.0, 3.0, 0.01, False)
+    ops(tl, 3.0, 6.0, 0.01, True)
+    m = measure(tl.snapshot(), CRITERIA)
+    assert [e.status for e in m.episodes] == ["not recovered", "recovered"]
+    assert m.status == "not recovered"
+    assert m.rto is None
+
+
+def test_recovery_after_the_deadline_is_not_recovered() -> None:
+    m = measure(scenario((1.0, 3.0), end=6.0).snapshot(), Criteria(timeout=1.5))
+    assert m.status == "not recovered"
+    assert "not recovered within 1.50s" in judge(m, Budget(rto=1.0)).line
+
+
+def test_no_fault_is_a_breach_of_an_rto_budget_not_a_pass() -> None:
+    tl = Timeline()
+    ops(tl, 0.0, 2.0, 0.01, True)
+    m = measure(tl.snapshot(), CRITERIA)
+    assert m.status == "no fault"
+    assert judge(m, Budget(rto=1.0)).line == "RTO not measured: no fault was injected (budget 1.00s)"
+    assert judge(m, Budget()).passed
+
+
+def test_rto_verdict_line_names_measured_budget_and_evidence() -> None:
+    m = measure(scenario((1.03, 8.44), end=10.0).snapshot(), CRITERIA)
+    verdict = judge(m, Budget(rto=5.0))
+    assert verdict.line == (
+        "RTO 7.44s > budget 5.00s (first failure +30ms, recovered +7.44s, 741 failed operations, resolution 10ms)"
+    )
+    assert verdict.breaches[0].measured == pytest.approx(7.44, abs=1e-6)
+
+
+def test_latency_and_error_rate_over_baseline_and_fault_window() -> None:
+    tl = Timeline()
+    ops(tl, 0.0, 1.0, 0.01, True, latency=0.010)
+    tl.fault_injected(fault(1.0, 2.0))
+    ops(tl, 1.0, 2.0, 0.01, True, latency=0.250)  # slow during the fault
+    ops(tl, 2.0, 2.1, 0.01, False)
+    ops(tl, 2.1, 6.0, 0.01, True, latency=0.010)
+    m = measure(tl.snapshot(), CRITERIA)
+    assert m.baseline.p99 == pytest.approx(0.010)
+    assert m.baseline.error_rate == 0.0
+    # Fault window: t_inject .. max(revert, recovery) + recovery window = 1.0 .. 3.1
+    assert m.fault_window.operations == 210
+    assert m.fault_window.failed == 10
+    assert m.fault_window.p99 == pytest.approx(0.250)
+    verdict = judge(m, Budget(p99=0.1, error_rate=0.01))
+    assert [b.nfr for b in verdict.breaches] == ["error_rate", "p99"]
+    assert "p99 250ms > budget 100ms" in verdict.line
+    assert "error rate 4.8% > budget 1.0% (10 of 210 operations failed in the fault window)" in verdict.line
+
+
+def test_percentile_is_nearest_rank() -> None:
+    values = [float(v) for v in range(1, 101)]
+    assert percentile(values, 0.99) == 99.0
+    assert percentile(values, 0.5) == 50.0
+    assert percentile([3.0], 0.99) == 3.0
+    assert percentile([], 0.99) is None
+
+
+def test_source_restricts_the_evidence() -> None:
+    tl = scenario((1.0, 2.0))
+    ops(tl, 1.0, 4.0, 0.05, True)  # a probe that never saw the outage
+    for i in range(60):
+        tl.add_operation(T0 + 1.0 + i * 0.05, 0.001, True, "health", "probe:health")
+    assert measure(tl.snapshot(), CRITERIA, source="probe:health").rto == 0.0
+    assert measure(tl.snapshot(), CRITERIA, source="load").rto == pytest.approx(1.0, abs=1e-6)
+    with pytest.raises(ValueError, match="no evidence source 'nope'; the timeline has: load, probe:health"):
+        measure(tl.snapshot(), CRITERIA, source="nope")
+
+
+# -- ledger -------------------------------------------------------------------------
+
+
+def ledger_timeline() -> Timeline:
+    tl = Timeline()
+    for i in range(10):  # acked at 0.1 .. 1.0 s
+        tl.add_write(f"k{i}", T0 + i * 0.1, T0 + 0.1 + i * 0.1, "ok")
+    tl.add_write("maybe-1", T0 + 1.05, None, "indeterminate")
+    tl.add_write("maybe-2", T0 + 1.06, None, "indeterminate")
+    tl.add_write("failed", T0 + 1.07, None, "fail")
+    tl.fault_injected(fault(1.5, 1.6))
+    return tl
+
+
+def test_ledger_lost_recovered_unexpected_and_rpo() -> None:
+    tl = ledger_timeline()
+    present = {"k0", "k1", "k2", "k3", "k4", "k5", "k6", "maybe-1", "ghost"}  # k7..k9 lost
+    m = measure(tl.snapshot(), CRITERIA, present=present)
+    ledger = m.ledger
+    assert ledger is not None
+    assert (ledger.written, ledger.acknowledged, ledger.indeterminate, ledger.failed) == (13, 10, 2, 1)
+    assert ledger.lost == 3
+    assert ledger.lost_keys == ("k7", "k8", "k9")
+    assert ledger.recovered == 1
+    assert ledger.unexpected == 1
+    # RPO = t_inject - min(ack of lost) = 1.5 - 0.8
+    assert ledger.rpo == pytest.approx(0.7, abs=1e-6)
+    verdict = judge(m, Budget(rpo=0.5, rpo_writes=0))
+    assert verdict.line == "RPO 700ms > budget 500ms (3 acknowledged writes lost); RPO 3 writes lost > budget 0"
+
+
+def test_indeterminate_writes_are_never_lost() -> None:
+    tl = ledger_timeline()
+    present = {f"k{i}" for i in range(10)}
+    ledger = measure(tl.snapshot(), CRITERIA, present=present).ledger
+    assert ledger is not None
+    assert ledger.lost == 0
+    assert ledger.rpo is None
+    assert judge(measure(tl.snapshot(), CRITERIA, present=present), Budget(rpo=0)).passed
+
+
+def test_rpo_zero_budget_is_breached_by_any_lost_write_even_acked_after_the_fault() -> None:
+    tl = Timeline()
+    tl.fault_injected(fault(1.0, 1.1))
+    tl.add_write("late", T0 + 2.0, T0 + 2.01, "ok")
+    m = measure(tl.snapshot(), CRITERIA, present=set())
+    assert m.ledger is not None and m.ledger.rpo == 0.0 and m.ledger.lost == 1
+    assert judge(m, Budget(rpo=0)).line == "RPO 0.0ms > budget 0.0ms (1 acknowledged write lost)"
+
+
+def test_a_retried_key_takes_its_best_outcome() -> None:
+    tl = Timeline()
+    tl.add_write("k", T0, None, "fail")
+    tl.add_write("k", T0 + 0.1, T0 + 0.2, "ok")
+    tl.fault_injected(fault(1.0, 1.1))
+    ledger = measure(tl.snapshot(), CRITERIA, present=set()).ledger
+    assert ledger is not None and (ledger.written, ledger.acknowledged, ledger.lost) == (1, 1, 1)
+
+
+def test_rpo_budget_without_verification_is_a_breach_that_says_how_to_fix_it() -> None:
+    m = measure(ledger_timeline().snapshot(), CRITERIA)
+    line = judge(m, Budget(rpo=0)).line
+    assert line == "RPO not measured: the writes were never verified; call experiment.verify_writes(reader)"
+
+
+def test_lost_writes_charged_to_the_fault_that_followed_them() -> None:
+    tl = Timeline()
+    tl.fault_injected(fault(1.0, 1.1, "a"))
+    tl.fault_injected(fault(5.0, 5.1, "b"))
+    tl.add_write("before-a", T0 + 0.7, T0 + 0.8, "ok")  # 0.2 s before a
+    tl.add_write("before-b", T0 + 3.9, T0 + 4.0, "ok")  # 1.0 s before b
+    ledger = measure(tl.snapshot(), CRITERIA, present=set()).ledger
+    assert ledger is not None and ledger.rpo == pytest.approx(1.0, abs=1e-6)
+
+
+# -- properties ---------------------------------------------------------------------
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    outage_start=st.floats(min_value=1.0, max_value=2.0),
+    outage_length=st.floats(min_value=0.0, max_value=2.0),
+    step=st.sampled_from([0.005, 0.01, 0.02]),
+)
+def test_rto_error_is_bounded_by_the_evidence_spacing(outage_start: float, outage_length: float, step: float) -> None:
+    """Whatever the outage, the measured RTO overshoots the truth by less than one spacing."""
+    tl = scenario((outage_start, outage_start + outage_length), end=outage_start + outage_length + 2.0, step=step)
+    m = measure(tl.snapshot(), CRITERIA)
+    (e,) = m.episodes
+    if e.failed == 0:
+        assert m.rto == 0.0
+    else:
+        truth = outage_start + outage_length - 1.0
+        assert m.rto is not None
+        assert truth - 1e-6 <= m.rto <= truth + step + 1e-6
