@@ -12,6 +12,62 @@ from typing import Any
 
 import pytest
 
+from .secrets import env_secrets, scrub, scrub_text
+
+
+class ScrubbedRepr:
+    """A failure representation whose text had secrets removed; prints like the original.
+
+    Replaces ``report.longrepr`` only when scrubbing changed something, so ordinary
+    failures keep pytest's own (coloured) representation.
+    """
+
+    def __init__(self, text: str, crash: Any) -> None:
+        self.text = text
+        self.reprcrash = crash
+
+    def toterminal(self, out: Any) -> None:
+        for line in self.text.splitlines():
+            out.line(line)
+
+    def __str__(self) -> str:
+        return self.text
+
+
+class ScrubbedCrash:
+    """``reprcrash`` of a :class:`ScrubbedRepr`: the one-line message JUnit and the summary use."""
+
+    def __init__(self, path: str, lineno: int, message: str) -> None:
+        self.path, self.lineno, self.message = path, lineno, message
+
+    def toterminal(self, out: Any) -> None:
+        out.line(f"{self.path}:{self.lineno}: {self.message}")
+
+
+def scrub_report(report: pytest.TestReport | pytest.CollectReport) -> None:
+    """Remove secrets from what every reporter prints: failure text, captured output, properties."""
+    known = env_secrets()
+    longrepr = report.longrepr
+    if longrepr is not None and not isinstance(longrepr, tuple):  # a tuple is a skip location
+        text = str(longrepr)
+        clean = scrub_text(text, known)
+        if clean != text:
+            crash = getattr(longrepr, "reprcrash", None)
+            report.longrepr = ScrubbedRepr(  # type: ignore[assignment]
+                clean,
+                ScrubbedCrash(
+                    str(getattr(crash, "path", "")),
+                    int(getattr(crash, "lineno", 0) or 0),
+                    scrub_text(str(getattr(crash, "message", clean.splitlines()[0] if clean else "")), known),
+                ),
+            )
+    report.sections = [(title, scrub_text(content, known)) for title, content in report.sections]
+    if isinstance(report, pytest.TestReport):
+        report.user_properties = [(name, scrub(value, known)) for name, value in report.user_properties]
+        payload = getattr(report, "resiliency", None)
+        if payload is not None:  # already scrubbed where it was built; this adds the controller's env
+            report.resiliency = scrub(payload, known)  # type: ignore[attr-defined]
+
 
 class ResultCollector:
     def __init__(self, config: pytest.Config, journal: Path | None, summary_md: Path | None = None) -> None:
@@ -21,7 +77,15 @@ class ResultCollector:
         self.entries: list[dict[str, Any]] = []
         self._by_nodeid: dict[str, dict[str, Any]] = {}
 
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_collectreport(self, report: pytest.CollectReport) -> None:
+        if report.failed:
+            scrub_report(report)
+
+    @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        """First of every reporter (terminal, JUnit, pytest-html): scrub, then collect."""
+        scrub_report(report)
         payload = getattr(report, "resiliency", None)
         if payload is None:
             return
@@ -40,11 +104,13 @@ class ResultCollector:
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self) -> None:
         """Runs before junitxml writes its file, so suite properties make it in."""
-        from . import journal, junit
+        from . import journal, junit, summary_md
 
         junit.add_suite_properties(self.config, self.entries)
         if self.journal is not None:
             journal.write(self.journal, self.entries)
+        if self.summary_md is not None:
+            summary_md.write(self.summary_md, self.entries)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if not self.entries:
@@ -56,3 +122,5 @@ class ResultCollector:
             terminalreporter.write_line(line)
         if self.journal is not None:
             terminalreporter.write_line(f"resiliency journal: {self.journal}")
+        if self.summary_md is not None:
+            terminalreporter.write_line(f"resiliency summary: {self.summary_md}")

@@ -13,8 +13,12 @@ from typing import Any
 from ..experiment import Experiment
 from ..measure import Measurement, Verdict
 from .secrets import scrub
+from .series import bucketed, lost_ack_times, span_of
 
 SCHEMA_VERSION = 1
+# A string attachment (a log tail) longer than this keeps its end: the payload crosses
+# xdist and lands in every report, so it must stay small.
+MAX_ATTACHMENT_CHARS = 20_000
 
 # Outcome of the resiliency verdict, independent of pytest's (xfail, skip...).
 PASS, BREACH, ABORTED, ERROR = "pass", "breach", "aborted", "error"
@@ -52,16 +56,38 @@ def summary(measurement: Measurement) -> dict[str, Any]:
     }
 
 
+def bounded(value: Any) -> Any:
+    """Long strings keep their tail (the end of a log is what explains an outage)."""
+    if isinstance(value, str) and len(value) > MAX_ATTACHMENT_CHARS:
+        cut = len(value) - MAX_ATTACHMENT_CHARS
+        return f"[... {cut} characters cut ...]\n" + value[cut:]
+    if isinstance(value, dict):
+        return {k: bounded(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [bounded(v) for v in value]
+    return value
+
+
 def build(
     experiment: Experiment, measurement: Measurement, verdict: Verdict, outcome: str, errors: list[str]
 ) -> dict[str, Any]:
-    evidence_marks = experiment.timeline.snapshot().marks
+    evidence = experiment.timeline.snapshot()
+    finished_at = time.time()
+    ledger = measurement.ledger
+    start, end = span_of(evidence, experiment.started_at, finished_at)
+    series = bucketed(
+        evidence,
+        start,
+        end,
+        lost_acks=lost_ack_times(evidence, ledger.lost_keys) if ledger else (),
+        lost_total=ledger.lost if ledger else None,
+    )
     payload = plain(
         {
             "schema": SCHEMA_VERSION,
             "nodeid": experiment.nodeid,
             "started_at": experiment.started_at,
-            "finished_at": time.time(),
+            "finished_at": finished_at,
             "outcome": outcome,
             "aborted": experiment.aborted,
             "errors": errors,
@@ -71,16 +97,28 @@ def build(
             "measurement": measurement.as_dict(),
             "verdict": verdict.as_dict(),
             "faults": [f.record.as_dict() for f in experiment.faults if f.record is not None],
-            "marks": [{"at": m.at, "kind": m.kind, "name": m.name, "detail": m.detail} for m in evidence_marks],
-            "attachments": experiment.resolved_attachments(),
+            "marks": [{"at": m.at, "kind": m.kind, "name": m.name, "detail": m.detail} for m in evidence.marks],
+            "series": series,
+            "attachments": bounded(experiment.resolved_attachments()),
         }
     )
-    return scrub(payload)
+    scrubbed: dict[str, Any] = scrub(payload)
+    return scrubbed
 
 
 def junit_properties(payload: dict[str, Any]) -> list[tuple[str, str]]:
-    """Per-testcase ``<properties>``: every measured figure and its budget, when known."""
+    """Per-testcase ``<properties>``: every measured figure and its budget, when known.
+
+    Figures that were not measured (no ledger, no fault) are left out rather than
+    written as ``None``, so a CI parser can treat a present property as a number.
+    """
     s, b = payload["summary"], payload["budget"]
+    episodes = payload["measurement"]["episodes"]
+
+    def worst(key: str) -> Any:
+        values = [e[key] for e in episodes if e[key] is not None]
+        return max(values) if values else None
+
     pairs: list[tuple[str, Any]] = [
         ("resiliency.outcome", payload["outcome"]),
         ("resiliency.status", s["rto_status"]),
@@ -97,6 +135,10 @@ def junit_properties(payload: dict[str, Any]) -> list[tuple[str, str]]:
         ("resiliency.p99_budget_s", b["p99"]),
         ("resiliency.alert_delay_s", s["alert_delay"]),
         ("resiliency.alert_within_budget_s", b["alert_within"]),
+        ("resiliency.detection_delay_s", worst("detection_delay")),
+        ("resiliency.outage_s", worst("outage")),
+        ("resiliency.longest_gap_s", worst("longest_gap")),
+        ("resiliency.baseline_p99_s", s["baseline_p99"]),
         ("resiliency.failed_operations", s["failed_operations"]),
         ("resiliency.operations", s["operations"]),
         ("resiliency.disruption", b["disruption"]),
