@@ -1,0 +1,105 @@
+"""The wire format between the sink (inside locust) and the controller (inside pytest).
+
+One JSON array per line, compact so a million requests stay cheap to write and parse:
+
+* request: ``[start, latency_s, ok, name, error]`` (``ok`` is 1 or 0, ``error`` a short name or null)
+* write:   ``["w", key, start, ack, status]`` (``ack`` null unless acknowledged)
+* meta:    ``["m", what, {details}]`` (``start`` when the run began, ``spawned`` when every user is up)
+
+Both sides import this module, so it must stay free of locust, gevent and pytest.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+EVENTS_ENV = "RESILIENCY_EVENTS"
+PARENT_ENV = "RESILIENCY_PARENT_PID"
+MESSAGE_TYPE = "resiliency_events"
+SCENARIO_OPTION = "--resiliency-scenario"
+WRITE, META = "w", "m"
+WRITE_STATUSES = ("ok", "fail", "indeterminate")
+
+_HTTP_STATUS = re.compile(r"\b([1-5]\d\d)\b")
+# Text that proves the request never reached the server: the connection was never made.
+_NOT_SENT = (
+    "Connection refused",
+    "Errno 111",
+    "NewConnectionError",
+    "ConnectTimeout",
+    "Name or service not known",
+    "nodename nor servname",
+    "No route to host",
+    "Network is unreachable",
+)
+_ERROR_PATTERNS = (
+    (("Connection refused", "Errno 111"), "ConnectionRefusedError"),
+    (("reset by peer", "Errno 104", "ConnectionResetError"), "ConnectionResetError"),
+    (("RemoteDisconnected", "without response", "Connection aborted"), "RemoteDisconnected"),
+    (("ConnectTimeout",), "ConnectTimeout"),
+    (("ReadTimeout", "timed out", "TimeoutError"), "Timeout"),
+    (("Broken pipe", "Errno 32"), "BrokenPipeError"),
+)
+
+
+def _chain(exc: BaseException) -> str:
+    """The exception, its arguments and its causes as one string, for pattern matching."""
+    parts, seen, current = [], 0, exc
+    while current is not None and seen < 5:
+        parts.append(f"{type(current).__name__}: {current!r}")
+        seen += 1
+        current = current.__cause__ or current.__context__  # type: ignore[assignment]
+    return " | ".join(parts)
+
+
+def error_name(exc: BaseException | str | None) -> str | None:
+    """A short, low-cardinality name for a failure (``HTTP 503``, ``ConnectionRefusedError``).
+
+    Error names are interned on the timeline, so they must not carry ports, keys or URLs.
+    """
+    if exc is None:
+        return None
+    if isinstance(exc, str):
+        return exc[:80]
+    name = type(exc).__name__
+    text = _chain(exc)
+    if name in ("HTTPError", "CatchResponseError"):
+        found = _HTTP_STATUS.search(str(exc))
+        if name == "HTTPError" and found:
+            return f"HTTP {found.group(1)}"
+        if name == "CatchResponseError":
+            return str(exc)[:80] or name
+    for needles, label in _ERROR_PATTERNS:
+        if any(n in text for n in needles):
+            return label
+    return name
+
+
+def write_status_for_error(exc: BaseException | str) -> str:
+    """``fail`` when the request provably never reached the server, else ``indeterminate``.
+
+    A reset or a timeout after the request was sent may or may not have been applied:
+    Jepsen's rule is to never count such a write as lost.
+    """
+    text = exc if isinstance(exc, str) else _chain(exc)
+    return "fail" if any(n in text for n in _NOT_SENT) else "indeterminate"
+
+
+def write_status_for_http(status: int) -> str:
+    """2xx acknowledges; a gateway timeout or bad gateway may have been applied; the rest refused it."""
+    if 200 <= status < 300:
+        return "ok"
+    if status in (502, 504):
+        return "indeterminate"
+    return "fail"
+
+
+def request_record(start: float, latency: float, ok: bool, name: str, error: str | None) -> list[Any]:
+    return [start, latency, 1 if ok else 0, name, error]
+
+
+def write_record(key: str, start: float, ack: float | None, status: str) -> list[Any]:
+    if status not in WRITE_STATUSES:
+        raise ValueError(f"ledger: write status {status!r} is not one of {', '.join(WRITE_STATUSES)}")
+    return [WRITE, key, start, ack, status]

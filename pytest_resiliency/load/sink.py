@@ -1,0 +1,266 @@
+"""The sink: runs *inside* locust and ships every request and ledger write to pytest.
+
+Loaded through ``locustfiles/resiliency_sink.py`` (passed to ``locust -f`` before the
+scenario). In a single process and in the master it appends JSON lines to the file named
+by ``$RESILIENCY_EVENTS``, which the controller tails; in a worker it sends its batches
+to the master as a custom message, so workers on other hosts reach the timeline too.
+
+User locustfiles mark their writes with the ledger helper::
+
+    from pytest_resiliency.load.sink import ledger
+
+    key = ledger.new_key()
+    with self.client.post("/orders", json={"key": key}, catch_response=True) as response:
+        ledger.from_response(key, response)
+
+Without the sink (plain ``locust -f yourfile.py``) the helper does nothing, so the
+locustfile keeps working on its own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import json
+import os
+import secrets
+import signal
+import time
+from typing import Any
+
+from .records import (
+    EVENTS_ENV,
+    MESSAGE_TYPE,
+    META,
+    PARENT_ENV,
+    SCENARIO_OPTION,
+    error_name,
+    request_record,
+    write_record,
+    write_status_for_error,
+    write_status_for_http,
+)
+
+FLUSH_EVERY = 0.05  # seconds: the live delay the sink adds, well under a recovery window
+FLUSH_SIZE = 2000  # records: bounds the memory of a burst
+PARENT_CHECK_EVERY = 0.5
+
+__all__ = ["Ledger", "ledger", "register"]
+
+
+class Sink:
+    """Buffers records and flushes them to the events file or, in a worker, to the master."""
+
+    def __init__(self, environment: Any) -> None:
+        from locust.runners import MasterRunner, WorkerRunner
+
+        self.environment = environment
+        self.buffer: list[list[Any]] = []
+        runner = environment.runner
+        self.worker = isinstance(runner, WorkerRunner)
+        self.master = isinstance(runner, MasterRunner)
+        path = os.environ.get(EVENTS_ENV)
+        self._fd: int | None = None
+        if not self.worker and path:
+            self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        if self.master:
+            runner.register_message(MESSAGE_TYPE, self._on_worker_batch)
+
+    def add(self, record: list[Any]) -> None:
+        self.buffer.append(record)
+        if len(self.buffer) >= FLUSH_SIZE:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.buffer:
+            return
+        batch, self.buffer = self.buffer, []
+        if self.worker:
+            self.environment.runner.send_message(MESSAGE_TYPE, batch)
+        else:
+            self._write(batch)
+
+    def _write(self, batch: list[list[Any]]) -> None:
+        if self._fd is None:
+            return
+        data = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in batch).encode()
+        view = memoryview(data)
+        while view:
+            written = os.write(self._fd, view)
+            view = view[written:]
+
+    def _on_worker_batch(self, environment: Any, msg: Any, **_: Any) -> None:
+        if isinstance(msg.data, list):
+            self._write(msg.data)
+
+    def meta(self, what: str, **details: Any) -> None:
+        self.add([META, what, details])
+        self.flush()
+
+    def close(self) -> None:
+        self.flush()
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+_sink: Sink | None = None
+_registered = False
+
+
+class Ledger:
+    """Marks writes in a user locustfile: each one ``ok``, ``fail`` or ``indeterminate``."""
+
+    def __init__(self) -> None:
+        self._salt = secrets.token_hex(3)
+        self._counter = itertools.count(1)
+        self.run_id = "w"
+
+    def new_key(self, prefix: str | None = None) -> str:
+        """A key unique across processes and hosts of this run."""
+        return f"{prefix or self.run_id}-{self._salt}-{next(self._counter)}"
+
+    def write(self, key: str, start: float, status: str, ack: float | None = None) -> None:
+        """Record one write; ``ack`` defaults to now for an ``ok`` write."""
+        if status == "ok" and ack is None:
+            ack = time.time()
+        record = write_record(str(key), float(start), ack if status == "ok" else None, status)
+        if _sink is not None:
+            _sink.add(record)
+
+    def ok(self, key: str, start: float, ack: float | None = None) -> None:
+        self.write(key, start, "ok", ack)
+
+    def fail(self, key: str, start: float) -> None:
+        self.write(key, start, "fail")
+
+    def indeterminate(self, key: str, start: float) -> None:
+        self.write(key, start, "indeterminate")
+
+    def from_response(self, key: str, response: Any, start: float | None = None) -> str:
+        """Classify a locust response (``catch_response=True`` or not) and record it; returns the status.
+
+        2xx is ``ok``; a refused connection is ``fail``; a timeout or a reset after sending
+        is ``indeterminate``; 502/504 are ``indeterminate``; any other status is ``fail``.
+        """
+        meta = getattr(response, "request_meta", None) or {}
+        begun = start if start is not None else meta.get("start_time") or time.time()
+        error = getattr(response, "error", None)
+        if error is not None and not getattr(response, "status_code", 0):
+            status = write_status_for_error(error)
+        else:
+            status = write_status_for_http(int(getattr(response, "status_code", 0) or 0))
+        ack = None
+        if status == "ok":
+            elapsed = meta.get("response_time")
+            ack = begun + elapsed / 1000.0 if isinstance(elapsed, (int, float)) else time.time()
+        self.write(key, begun, status, ack)
+        return status
+
+
+ledger = Ledger()
+
+
+def _on_request(
+    request_type: str = "",
+    name: str = "",
+    response_time: float = 0.0,
+    exception: BaseException | None = None,
+    start_time: float | None = None,
+    **_: Any,
+) -> None:
+    if _sink is None:
+        return
+    latency = (response_time or 0.0) / 1000.0
+    start = start_time if start_time is not None else time.time() - latency
+    label = f"{request_type} {name}" if request_type else name
+    _sink.add(request_record(start, latency, exception is None, label, error_name(exception)))
+
+
+def _flusher() -> None:
+    import gevent
+
+    while True:
+        gevent.sleep(FLUSH_EVERY)
+        if _sink is not None:
+            with contextlib.suppress(Exception):  # a failed flush must not kill the flusher; the next retries
+                _sink.flush()
+
+
+def _parent_watch(parent: int) -> None:
+    """Quit when pytest is gone (SIGKILLed, crashed): no orphan load after any outcome."""
+    import gevent
+
+    while True:
+        gevent.sleep(PARENT_CHECK_EVERY)
+        if os.getppid() != parent:
+            os.kill(os.getpid(), signal.SIGTERM)
+            gevent.sleep(10)
+            os._exit(3)
+
+
+def _on_init(environment: Any, **_: Any) -> None:
+    global _sink
+    import gevent
+
+    _sink = Sink(environment)
+    if not _sink.worker:
+        _sink.meta("init", pid=os.getpid(), master=_sink.master)
+    gevent.spawn(_flusher)
+    parent = os.environ.get(PARENT_ENV)
+    if parent and parent.isdigit():
+        gevent.spawn(_parent_watch, int(parent))
+
+
+def _on_test_start(environment: Any, **_: Any) -> None:
+    with contextlib.suppress(AttributeError, ValueError):
+        scenario_settings(environment)  # sets the ledger's run id, also in workers
+    if _sink is not None and not _sink.worker:
+        _sink.meta("start", pid=os.getpid(), master=_sink.master)
+
+
+def _on_spawning_complete(user_count: int = 0, **_: Any) -> None:
+    if _sink is not None and not _sink.worker:
+        _sink.meta("spawned", users=user_count)
+
+
+def _on_test_stop(environment: Any, **_: Any) -> None:
+    if _sink is not None:
+        _sink.flush()
+
+
+def _on_quit(**_: Any) -> None:
+    if _sink is not None:
+        _sink.close()
+
+
+def _on_parser(parser: Any, **_: Any) -> None:
+    parser.add_argument(SCENARIO_OPTION, type=str, default="", help="pytest-resiliency: scenario settings (JSON)")
+
+
+def register() -> None:
+    """Attach the sink to locust's events; called once by the sink locustfile."""
+    global _registered
+    if _registered:
+        return
+    import locust
+
+    events: Any = locust.events
+    _registered = True
+    events.init_command_line_parser.add_listener(_on_parser)
+    events.init.add_listener(_on_init)
+    events.request.add_listener(_on_request)
+    events.test_start.add_listener(_on_test_start)
+    events.spawning_complete.add_listener(_on_spawning_complete)
+    events.test_stop.add_listener(_on_test_stop)
+    events.quitting.add_listener(_on_test_stop)
+    events.quit.add_listener(_on_quit)
+
+
+def scenario_settings(environment: Any) -> dict[str, Any]:
+    """The built-in scenario's settings, forwarded by the master to every worker."""
+    raw = getattr(environment.parsed_options, SCENARIO_OPTION.lstrip("-").replace("-", "_"), "") or "{}"
+    settings: dict[str, Any] = json.loads(raw)
+    if settings.get("run_id"):
+        ledger.run_id = str(settings["run_id"])
+    return settings
