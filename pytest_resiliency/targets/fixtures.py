@@ -1,1 +1,165 @@
-"""Fixtures and options for local targets and faults (``service``, ``proxy``)."""
+"""Fixtures and options for local targets and faults (``service``, ``proxy``, ``netns``).
+
+Also the rollback machinery that must live in the pytest process: SIGTERM becomes a
+KeyboardInterrupt so every ``with`` block and the experiment fixture revert their faults,
+and ``pytest --resiliency-recover`` undoes what a killed pytest left in the journal.
+Imported at pytest start-up: nothing heavy at module level.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import pytest
+
+from ..faults import journal
+
+_PREVIOUS_SIGTERM = pytest.StashKey[Any]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("resiliency")
+    group.addoption(
+        "--resiliency-recover",
+        action="store_true",
+        default=False,
+        help="undo the faults left active by pytest runs that were killed (from the on-disk journal), then exit",
+    )
+    group.addoption(
+        "--resiliency-journal-dir",
+        metavar="PATH",
+        default=None,
+        help=f"directory of the journal of active faults and target locks (default ${journal.ENV_DIR} "
+        "or /tmp/pytest-resiliency-UID)",
+    )
+
+
+def _apply_journal_dir(config: pytest.Config) -> None:
+    path = config.getoption("resiliency_journal_dir", None)
+    if path:
+        os.environ[journal.ENV_DIR] = str(Path(path).resolve())  # inherited by xdist workers and helpers
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config: pytest.Config) -> int | None:
+    if not config.getoption("resiliency_recover", False):
+        return None
+    _apply_journal_dir(config)
+    directory = journal.journal_dir()
+    live = [e for e in journal.entries(directory) if e.owner_alive]
+    report = journal.recover(directory)
+    lines = [f"pytest-resiliency: journal {directory}"]
+    failed = False
+    for data, done in report:
+        owner = f"pid {data['owner_pid']}" + (f", {data['nodeid']}" if data.get("nodeid") else "")
+        lines.append(f"  undid {data['description']} (left by {owner}):")
+        lines.extend(f"    - {what}" for what in done or ["already gone, nothing to do"])
+        failed = failed or any(what.startswith("FAILED") for what in done)
+    if not report:
+        lines.append("  nothing to recover")
+    for entry in live:
+        lines.append(f"  left alone: {entry.data['description']} (pid {entry.data['owner_pid']} is still running)")
+    lines.append(f"pytest-resiliency: recovered {len(report)} fault(s)")
+    print("\n".join(lines), flush=True)
+    return 1 if failed else 0
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    """Unwind like Ctrl-C: ``with`` blocks and the experiment fixture revert on the way out."""
+    if _on_sigterm.terminating:  # type: ignore[attr-defined]
+        return  # already unwinding: let the reverts finish
+    _on_sigterm.terminating = True  # type: ignore[attr-defined]
+    raise KeyboardInterrupt("SIGTERM received: reverting faults")
+
+
+_on_sigterm.terminating = False  # type: ignore[attr-defined]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    _apply_journal_dir(config)
+    if threading.current_thread() is threading.main_thread():
+        config.stash[_PREVIOUS_SIGTERM] = signal.signal(signal.SIGTERM, _on_sigterm)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    previous = config.stash.get(_PREVIOUS_SIGTERM, None)
+    if previous is not None and threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, previous)
+        _on_sigterm.terminating = False  # type: ignore[attr-defined]
+
+
+def _current_experiment() -> Any:
+    from ..experiment import current_experiment
+
+    return current_experiment()
+
+
+@pytest.fixture
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., Any]]:
+    """Factory: ``svc = service(["python", "-m", "http.server", "{port}"], health="http://127.0.0.1:{port}/")``.
+
+    Starts the command under a supervisor (restart policy ``always``, 1 s delay by default),
+    returns once healthy, attaches its log tail to the test's reports and stops the whole
+    process group at teardown.
+    """
+    from .service import Service
+
+    started: list[Service] = []
+
+    def start(command: Any, **options: Any) -> Service:
+        netns = options.get("netns")
+        if netns is not None and not isinstance(netns, str):
+            options["netns"] = netns.name
+        options.setdefault("log_dir", tmp_path_factory.mktemp("service-logs"))
+        svc = Service(command, **options)
+        started.append(svc)
+        svc.start()
+        exp = _current_experiment()
+        if exp is not None:
+            exp.attach(f"logs:{svc.name}", svc.log_tail)
+        return svc
+
+    try:
+        yield start
+    finally:
+        for svc in reversed(started):
+            svc.stop()
+
+
+@pytest.fixture
+def proxy() -> Iterator[Callable[..., Any]]:
+    """Factory: ``p = proxy(svc)`` puts a fault proxy in front of a service (or a port); use ``p.url``."""
+    from ..faults.network import Proxy
+
+    made: list[Proxy] = []
+
+    def start(upstream: Any, **options: Any) -> Proxy:
+        made.append(Proxy(upstream, **options))
+        return made[-1]
+
+    try:
+        yield start
+    finally:
+        for p in reversed(made):
+            p.close()
+
+
+@pytest.fixture
+def netns() -> Iterator[Any]:
+    """A fresh network namespace with loopback up; skipped (with the reason) without root or nftables."""
+    from ..faults.network import NetNamespace
+
+    why = NetNamespace.unavailable()
+    if why:
+        pytest.skip(f"netns: {why}")
+    namespace = NetNamespace().create()
+    try:
+        yield namespace
+    finally:
+        namespace.delete()
