@@ -36,7 +36,6 @@ from .spec import LoadError, LoadSpec
 if TYPE_CHECKING:
     from ..experiment import Experiment
 
-DEFAULT_START_TIMEOUT = 60.0
 DEFAULT_GRACE = 10.0
 LOG_TAIL_LINES = 25
 READ_BACK_THREADS = 8
@@ -83,7 +82,7 @@ class Traffic:
         spec: LoadSpec,
         experiment: Experiment,
         workdir: Path,
-        start_timeout: float = DEFAULT_START_TIMEOUT,
+        start_timeout: float = 60.0,
         grace: float = DEFAULT_GRACE,
     ) -> None:
         self.spec = spec
@@ -393,6 +392,7 @@ class Traffic:
         wanted = sorted({k for k in keys if k not in self.ingest.failed_keys})
         parts = urllib.parse.urlsplit(self.spec.url)
         local = threading.local()
+        opened: list[http.client.HTTPConnection] = []
 
         def connection() -> http.client.HTTPConnection:
             conn: http.client.HTTPConnection | None = getattr(local, "conn", None)
@@ -400,6 +400,7 @@ class Traffic:
                 cls = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
                 conn = cls(parts.hostname or "", parts.port, timeout=self.spec.request_timeout)
                 local.conn = conn
+                opened.append(conn)
             return conn
 
         prefix = parts.path.rstrip("/")
@@ -424,7 +425,11 @@ class Traffic:
             raise LoadError(f"read_back: GET {path} answered {last} {READ_BACK_ATTEMPTS} times; expected 200 or 404")
 
         with concurrent.futures.ThreadPoolExecutor(READ_BACK_THREADS, thread_name_prefix="resiliency-readback") as pool:
-            found = list(pool.map(present, wanted))
+            try:
+                found = list(pool.map(present, wanted))
+            finally:
+                for conn in opened:
+                    conn.close()
         return [k for k, yes in zip(wanted, found, strict=True) if yes]
 
     def __repr__(self) -> str:

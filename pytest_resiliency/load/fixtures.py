@@ -26,20 +26,24 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
-def _start_timeout(config: pytest.Config) -> float:
-    from ..budget import BudgetError, parse_duration
-    from .controller import DEFAULT_START_TIMEOUT
+START_TIMEOUT = pytest.StashKey[float]()
+DEFAULT_START_TIMEOUT = 60.0
 
-    value = config.getoption("resiliency_load_start_timeout")
-    if value is None:
-        return DEFAULT_START_TIMEOUT
-    try:
-        seconds = parse_duration(value, "--resiliency-load-start-timeout")
-    except BudgetError as exc:
-        raise pytest.UsageError(str(exc)) from None
-    if seconds <= 0:
-        raise pytest.UsageError(f"--resiliency-load-start-timeout={value!r} must be > 0")
-    return seconds
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Check the option at start-up: a bad value is a usage error, not a test error."""
+    from ..budget import BudgetError, parse_duration
+
+    value = config.getoption("resiliency_load_start_timeout", None)
+    seconds = DEFAULT_START_TIMEOUT
+    if value is not None:
+        try:
+            seconds = parse_duration(value, "--resiliency-load-start-timeout")
+        except BudgetError as exc:
+            raise pytest.UsageError(str(exc)) from None
+        if seconds <= 0:
+            raise pytest.UsageError(f"--resiliency-load-start-timeout={value!r} must be > 0")
+    config.stash[START_TIMEOUT] = seconds
 
 
 @pytest.fixture
@@ -56,7 +60,7 @@ def load(
     from .spec import LoadError, make_spec
 
     started: list[Traffic] = []
-    timeout = _start_timeout(request.config)
+    timeout = request.config.stash.get(START_TIMEOUT, DEFAULT_START_TIMEOUT)
 
     def start(url: Any, users: Any = 10, rate: Any = None, writes: Any = None, **options: Any) -> Traffic:
         try:

@@ -1,0 +1,216 @@
+"""The load end to end: real locust subprocesses against loopback servers.
+
+Each test here costs a locust start-up (1-2 s), so each one checks several things of a run.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from pytest_resiliency import faults
+from pytest_resiliency.experiment import Experiment
+from pytest_resiliency.load.spec import LoadError
+
+from load_servers import OrdersServer
+
+pytestmark = pytest.mark.slow
+
+RTO_TOLERANCE = 0.025  # the brief: within 25 ms of the truth at 200 req/s
+
+
+@pytest.fixture
+def server() -> Any:
+    orders = OrdersServer()
+    yield orders
+    orders.close()
+
+
+def _gone(pids: list[int]) -> bool:
+    """No process left, not even a zombie (they were reaped)."""
+    for pid in pids:
+        try:
+            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                return False
+        except psutil.NoSuchProcess:
+            continue
+        return False
+    return True
+
+
+def test_rto_within_25ms_and_exactly_k_lost_writes(server: OrdersServer, load: Any, experiment: Experiment) -> None:
+    traffic = load(server.url, users=10, rate=200, writes=0.3)
+    traffic.wait_steady(timeout="30s")
+    assert "locust" not in sys.modules and "gevent" not in sys.modules
+
+    with faults.custom(lambda: server.refuse(2.0), lambda: server.reopened.wait(5), name="refuse 2s"):
+        assert server.reopened.wait(5)
+    assert traffic.wait_recovered(timeout="10s")
+    lost = 7
+    server.lose(lost)
+    before = server.writes
+    deadline = time.monotonic() + 10
+    while server.writes < before + lost + 20 and time.monotonic() < deadline:  # the loss happened, and more
+        time.sleep(0.05)
+    traffic.stop()
+
+    measurement = experiment.measure(source="load")
+    record = experiment.faults[0].record
+    assert record is not None and server.reopened_at is not None and server.refused_at is not None
+    truth = server.reopened_at - record.injected_at
+    assert server.reopened_at - server.refused_at == pytest.approx(2.0, abs=0.003)
+    assert measurement.rto is not None
+    assert abs(measurement.rto - truth) <= RTO_TOLERANCE, (measurement.rto, truth, measurement.resolution)
+    assert measurement.resolution is not None and measurement.resolution < 0.010
+
+    ledger = experiment.verify_writes(traffic.read_back)
+    assert ledger.lost == lost
+    assert set(ledger.lost_keys) == set(server.lost)
+    assert ledger.unexpected == 0
+    assert ledger.failed > 0  # refused writes are failures, never losses
+
+    stats = traffic.stats()
+    assert stats["requests"] > 400 and stats["failures"] > 300
+    assert stats["errors"].get("ConnectionRefusedError", 0) == stats["failures"]
+    assert 150 < stats["rps"] < 250
+    assert stats["writes"]["ok"] + stats["writes"]["fail"] + stats["writes"]["indeterminate"] == ledger.written
+    report = traffic.report()
+    assert {e["method"] for e in report["stats"]} == {"GET", "POST"}
+    assert sum(e["num_requests"] for e in report["stats"]) == pytest.approx(stats["requests"], rel=0.05)
+    assert _gone(traffic.pids)
+    assert "locust" not in sys.modules
+
+
+USER_LOCUSTFILE = """
+from locust import HttpUser, constant, task
+
+
+class ShopUser(HttpUser):
+    wait_time = constant(0.02)
+
+    @task(3)
+    def index(self):
+        self.client.get("/", name="home")
+
+    @task
+    def missing(self):
+        with self.client.get("/orders/none", name="lookup", catch_response=True) as response:
+            if response.status_code == 404:
+                response.success()
+"""
+
+
+def test_user_locustfile_runs_unchanged(
+    server: OrdersServer, load: Any, experiment: Experiment, tmp_path: Path
+) -> None:
+    locustfile = tmp_path / "locustfile.py"
+    locustfile.write_text(USER_LOCUSTFILE)
+    with load(server.url, users=2, locustfile=locustfile) as traffic:
+        traffic.wait_steady(successes=30)
+    assert not traffic.running and _gone(traffic.pids)
+    evidence = experiment.timeline.snapshot()
+    names = {evidence.strings[i] for i in evidence.op_name}
+    assert names == {"GET home", "GET lookup"}
+    assert traffic.stats()["failures"] == 0
+    assert "locust" not in sys.modules
+
+
+LEDGER_LOCUSTFILE = """
+import time
+
+from locust import HttpUser, constant_throughput, task
+
+from pytest_resiliency.load.sink import ledger
+
+
+class Writer(HttpUser):
+    wait_time = constant_throughput(20)
+
+    @task
+    def write(self):
+        key = ledger.new_key()
+        with self.client.post("/orders", json={"key": key}, catch_response=True) as response:
+            ledger.from_response(key, response)
+"""
+
+
+def test_distributed_local_and_remote_workers_reach_the_timeline(
+    server: OrdersServer, load: Any, experiment: Experiment, tmp_path: Path
+) -> None:
+    locustfile = tmp_path / "writer.py"
+    locustfile.write_text(LEDGER_LOCUSTFILE)
+    traffic = load(server.url, users=4, locustfile=locustfile, workers=1, remote_workers=1)
+    # The documented command for a worker on another host; here it runs on loopback.
+    command = [sys.executable if c == "python" else c for c in traffic.worker_command("127.0.0.1")]
+    remote = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        traffic.wait_steady(timeout="60s", successes=60)
+        deadline = time.monotonic() + 10
+        while traffic.ingest.writes["ok"] < 60 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        traffic.stop()
+        remote.wait(timeout=20)
+    assert _gone([*traffic.pids, remote.pid])
+    evidence = experiment.timeline.snapshot()
+    salts = {key.split("-")[1] for key in evidence.write_keys}
+    assert len(salts) == 2, "writes from both workers reached the timeline"
+    ledger = experiment.verify_writes(traffic.read_back)
+    assert ledger.acknowledged >= 60 and ledger.lost == 0 and ledger.written == len(server.keys())
+    assert "locust" not in sys.modules
+
+
+def test_bad_locustfile_is_a_clear_error_with_locusts_output(load: Any, tmp_path: Path) -> None:
+    locustfile = tmp_path / "broken.py"
+    locustfile.write_text("from locust import HttpUser\ndef broken(:\n")
+    with pytest.raises(LoadError) as info:
+        load("http://127.0.0.1:9", locustfile=locustfile)
+    text = str(info.value)
+    assert "exited with code" in text and "SyntaxError" in text and "broken.py" in text
+
+
+def test_unreachable_target_never_becomes_steady(load: Any) -> None:
+    port = _closed_port()
+    traffic = load(f"http://127.0.0.1:{port}", users=2, rate=40)
+    with pytest.raises(LoadError) as info:
+        traffic.wait_steady(timeout="3s")
+    assert "did not become steady within 3s" in str(info.value)
+    assert "ConnectionRefusedError" in str(info.value)
+    traffic.stop()
+    assert _gone(traffic.pids)
+
+
+def test_locustfile_without_requests_is_reported(load: Any, tmp_path: Path) -> None:
+    locustfile = tmp_path / "idle.py"
+    locustfile.write_text("from locust import User, constant, task\n\nclass Idle(User):\n    wait_time = constant(1)\n\n"
+                          "    @task\n    def nothing(self):\n        pass\n")  # fmt: skip
+    traffic = load("http://127.0.0.1:9", users=1, locustfile=locustfile)
+    with pytest.raises(LoadError, match="locust never produced a request"):
+        traffic.wait_steady(timeout="3s")
+
+
+def test_locust_dying_mid_run_is_an_error_and_leaves_nothing(server: OrdersServer, load: Any) -> None:
+    traffic = load(server.url, users=2, rate=40)
+    traffic.wait_steady()
+    assert traffic.master is not None
+    os.kill(traffic.master.pid, 9)
+    with pytest.raises(LoadError, match=r"locust master \(pid \d+\) exited with code -9"):
+        traffic.wait_recovered(timeout="10s")
+    traffic.stop()
+    assert _gone(traffic.pids)
+
+
+def _closed_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
