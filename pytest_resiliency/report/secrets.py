@@ -24,11 +24,11 @@ from typing import Any
 REDACTED = "[redacted]"
 # Env vars and dict keys with these words in their name hold secrets.
 _SECRET_WORDS = (
-    r"secret|passw(?:or)?d|passphrase|pwd|token|api[_-]?key|access[_-]?key|private[_-]?key|credentials?"
+    r"secret|passw(?:or)?d|passphrase|token|api[_-]?key|access[_-]?key|private[_-]?key|credentials?"
     r"|authorization|cookie|signature"
 )
 _SECRET_NAME = re.compile(rf"(?i)({_SECRET_WORDS})")
-_MIN_ENV_SECRET = 6  # shorter values ("1", "true") would redact half the report
+_MIN_ENV_SECRET = 8  # shorter values ("1", "true", "enabled") would redact half the report
 
 _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     # scheme://user:password@host -> scheme://user:[redacted]@host
@@ -62,8 +62,18 @@ def secret_name(name: str) -> bool:
 def env_secrets(environ: Mapping[str, str] | None = None) -> list[str]:
     """Values of secret-looking environment variables, longest first (so overlaps redact fully)."""
     env = os.environ if environ is None else environ
-    values = {v for k, v in env.items() if secret_name(k) and len(v) >= _MIN_ENV_SECRET and v != REDACTED}
+    values = {v for k, v in env.items() if secret_name(k) and _secret_like(v)}
     return sorted(values, key=len, reverse=True)
+
+
+def _secret_like(value: str) -> bool:
+    """Long, one word, not a path (``AWS_SHARED_CREDENTIALS_FILE=/root/.aws/credentials`` is no secret)."""
+    return (
+        len(value) >= _MIN_ENV_SECRET
+        and value != REDACTED
+        and not any(c.isspace() for c in value)
+        and not value.startswith(("/", "~", "./", "../"))
+    )
 
 
 def scrub_text(text: str, known: list[str] | None = None) -> str:
