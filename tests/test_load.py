@@ -8,19 +8,17 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 from typing import Any
 
 import psutil
 import pytest
+from load_servers import OrdersServer
 
 from pytest_resiliency import faults
 from pytest_resiliency.experiment import Experiment
 from pytest_resiliency.load.spec import LoadError
-
-from load_servers import OrdersServer
 
 pytestmark = pytest.mark.slow
 
@@ -188,10 +186,22 @@ def test_unreachable_target_never_becomes_steady(load: Any) -> None:
     assert _gone(traffic.pids)
 
 
+IDLE_LOCUSTFILE = """
+from locust import User, constant, task
+
+
+class Idle(User):
+    wait_time = constant(1)
+
+    @task
+    def nothing(self):
+        pass
+"""
+
+
 def test_locustfile_without_requests_is_reported(load: Any, tmp_path: Path) -> None:
     locustfile = tmp_path / "idle.py"
-    locustfile.write_text("from locust import User, constant, task\n\nclass Idle(User):\n    wait_time = constant(1)\n\n"
-                          "    @task\n    def nothing(self):\n        pass\n")  # fmt: skip
+    locustfile.write_text(IDLE_LOCUSTFILE)
     traffic = load("http://127.0.0.1:9", users=1, locustfile=locustfile)
     with pytest.raises(LoadError, match="locust never produced a request"):
         traffic.wait_steady(timeout="3s")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 from pathlib import Path
 
 import pytest
@@ -85,7 +84,7 @@ def test_error_names_are_short_and_stable() -> None:
     )
     assert error_name(refused) == "ConnectionRefusedError"
     assert error_name(ConnectionResetError(104, "Connection reset by peer")) == "ConnectionResetError"
-    assert error_name(socket.timeout("timed out")) == "Timeout"
+    assert error_name(TimeoutError("timed out")) == "Timeout"
     assert error_name(None) is None
     assert error_name("x" * 200) == "x" * 80
 
