@@ -21,12 +21,12 @@ LOST_MARKS_SHOWN = 200
 WIDTHS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0)
 
 
-def bucket_width(span: float, max_buckets: int = MAX_BUCKETS) -> float:
-    """The smallest round width that covers ``span`` seconds in at most ``max_buckets`` buckets."""
+def bucket_width(span: float, max_buckets: int = MAX_BUCKETS, at_least: float = 0.0) -> float:
+    """The smallest round width >= ``at_least`` that covers ``span`` seconds in at most ``max_buckets`` buckets."""
     if max_buckets < 1:
         raise ValueError(f"max_buckets={max_buckets!r} must be >= 1")
     for width in WIDTHS:
-        if span / width <= max_buckets:
+        if span / width <= max_buckets and width >= at_least:
             return width
     return float(math.ceil(span / max_buckets / 3600.0) * 3600.0)
 
@@ -51,7 +51,8 @@ def bucketed(
     """
     starts, latencies, oks = evidence.op_start, evidence.op_latency, evidence.op_ok
     stop = max(end, start)
-    width = bucket_width(max(stop - start, 0.0), max_buckets)
+    # Two operations a bucket at least: a 20 ms monitor in 10 ms buckets would draw a comb.
+    width = bucket_width(max(stop - start, 0.0), max_buckets, at_least=2 * (stop - start) / max(len(starts), 1))
     count = max(1, min(max_buckets, math.ceil((stop - start) / width) or 1))
     ok = [0] * count
     fail = [0] * count
