@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -25,8 +25,12 @@ from .budget import (
     parse_duration,
     parse_marker,
 )
-from .experiment import Experiment, set_current
-from .timeline import DEFAULT_MAX_OPERATIONS
+
+if TYPE_CHECKING:
+    from .experiment import Experiment
+
+# Mirrors timeline.DEFAULT_MAX_OPERATIONS (checked by a test) so start-up does not import it.
+DEFAULT_MAX_OPERATIONS = 5_000_000
 
 # Fixtures, options and hooks of each capability live beside it; each of these modules
 # must import nothing heavy at module level (boto3, moto and locust load inside fixtures).
@@ -57,7 +61,7 @@ class SessionState:
 
 STATE = pytest.StashKey[SessionState]()
 BUDGET = pytest.StashKey[tuple[Budget, Criteria]]()
-EXPERIMENT = pytest.StashKey[Experiment]()
+EXPERIMENT = pytest.StashKey["Experiment"]()
 PAYLOAD = pytest.StashKey[dict[str, Any]]()
 MARKER_ERROR = pytest.StashKey[str]()
 
@@ -151,7 +155,7 @@ def pytest_configure(config: pytest.Config) -> None:
             ),
             "resiliency-collector",
         )
-        if config.pluginmanager.has_plugin("html"):
+        if config.pluginmanager.has_plugin("html") and config.getoption("htmlpath", None):
             from .report.html import HtmlReport
 
             config.pluginmanager.register(HtmlReport(config), "resiliency-html")
@@ -218,6 +222,8 @@ def experiment(request: pytest.FixtureRequest) -> Iterator[Experiment]:
 
     Faults used as context managers inside the test record into it on their own.
     """
+    from .experiment import Experiment, set_current
+
     state = request.config.stash[STATE]
     budget, criteria = request.node.stash.get(BUDGET, (Budget(), state.criteria))
     exp = Experiment(request.node.nodeid, budget, criteria, _HookRelay(request.config), state.max_operations)

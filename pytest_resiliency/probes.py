@@ -8,7 +8,6 @@ dead server is seen at once and no ``*_proxy`` environment variable reroutes it.
 
 from __future__ import annotations
 
-import http.client as _http_client
 import importlib
 import socket
 import time
@@ -58,6 +57,8 @@ def http(
     path = parts.path or "/"
     if parts.query:
         path += "?" + parts.query
+    import http.client as _http_client  # here, not at module level: it costs pytest start-up ~5 ms
+
     connection_class = _http_client.HTTPSConnection if parts.scheme == "https" else _http_client.HTTPConnection
 
     def check() -> None:

@@ -536,3 +536,9 @@ def test_plugin_import_stays_light() -> None:
     heavy = {m for m in imported if m.split(".")[0] in {"boto3", "botocore", "moto", "locust", "gevent"}}
     assert not heavy, sorted(heavy)
     assert "pytest_resiliency.plugin" in imported
+
+
+def test_plugin_default_mirrors_the_timeline_default() -> None:
+    from pytest_resiliency import plugin, timeline
+
+    assert plugin.DEFAULT_MAX_OPERATIONS == timeline.DEFAULT_MAX_OPERATIONS
