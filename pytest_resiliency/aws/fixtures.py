@@ -44,9 +44,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="resolve AWS targets and print the planned mutating calls without making any",
     )
     parser.addini("resiliency_aws", "default of --resiliency-aws (moto or real)", default=None)
-    parser.addini(
-        "resiliency_allowed_accounts", "AWS account ids real-mode faults may act on", type="args", default=[]
-    )
+    parser.addini("resiliency_allowed_accounts", "AWS account ids real-mode faults may act on", type="args", default=[])
     parser.addini("resiliency_allowed_regions", "AWS regions real-mode faults may act on", type="args", default=[])
 
 
@@ -116,7 +114,9 @@ class _DryRunPlans:
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when == "teardown":
-            self.plans.extend((report.nodeid, json.loads(v)) for k, v in report.user_properties if k == PLAN_PROPERTY)
+            self.plans.extend(
+                (report.nodeid, json.loads(str(v))) for k, v in report.user_properties if k == PLAN_PROPERTY
+            )
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         terminalreporter.section("resiliency dry-run: planned AWS calls (none made)")

@@ -14,14 +14,18 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-import boto3
-from botocore.config import Config
+import boto3  # type: ignore[import-untyped,unused-ignore]
+from botocore.config import Config  # type: ignore[import-untyped,unused-ignore]
 
 MOTO, REAL = "moto", "real"
 MODES = (MOTO, REAL)
 DEFAULT_REGION = "us-east-1"
 # moto's credentials: only ever given to the clients this module creates, never put in os.environ.
-_DUMMY_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing", "aws_session_token": "testing"}
+_DUMMY_CREDENTIALS = {
+    "aws_access_key_id": "testing",
+    "aws_secret_access_key": "testing",
+    "aws_session_token": "testing",
+}
 
 _current: AwsSession | None = None
 

@@ -84,7 +84,9 @@ class Document:
                 Step(
                     name=str(raw.get("name", "")),
                     action=str(raw.get("action", "")),
-                    timeout_seconds=int(timeout) if isinstance(timeout, (int, str)) and str(timeout).isdigit() else None,
+                    timeout_seconds=int(timeout)
+                    if isinstance(timeout, (int, str)) and str(timeout).isdigit()
+                    else None,
                     commands=tuple(str(c) for c in commands) if isinstance(commands, list) else (str(commands),),
                     raw=raw,
                 )
@@ -167,7 +169,7 @@ def check_value(spec: dict[str, Any], value: str) -> str | None:
 
 def parse(text: str, name: str, path: Path | None = None) -> Document:
     """A document from its text (YAML or JSON)."""
-    import yaml
+    import yaml  # type: ignore[import-untyped,unused-ignore]
 
     stripped = text.lstrip()
     fmt = "JSON" if stripped.startswith("{") else "YAML"

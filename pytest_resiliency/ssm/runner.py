@@ -11,6 +11,7 @@ document detached with ``setsid`` (its dead-man watcher).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -122,9 +123,11 @@ class LocalRun:
                 command = ["bash", str(path)]
                 if self.netns:
                     command = ["ip", "netns", "exec", self.netns, *command]
-                limit = min(x for x in (step.timeout_seconds, self.timeout) if x is not None) if (
-                    step.timeout_seconds or self.timeout
-                ) else None
+                limit = (
+                    min(x for x in (step.timeout_seconds, self.timeout) if x is not None)
+                    if (step.timeout_seconds or self.timeout)
+                    else None
+                )
                 self._proc = subprocess.Popen(
                     command,
                     stdout=subprocess.PIPE,
@@ -166,10 +169,8 @@ class LocalRun:
         try:
             proc.wait(timeout=grace)
         except subprocess.TimeoutExpired:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
 
     @property
     def pid(self) -> int | None:
@@ -205,16 +206,18 @@ class LocalRun:
         while self.processes() and time.monotonic() < deadline:  # the dead-man watcher exits on its own
             time.sleep(0.1)
         for proc in self.processes():
-            try:
+            with contextlib.suppress(psutil.NoSuchProcess):
                 proc.kill()
-            except psutil.NoSuchProcess:
-                pass
         shutil.rmtree(self._tmp, ignore_errors=True)
         return self.result
 
 
 def run(
-    document: Document | str | Path, parameters: dict[str, Any] | None = None, *, timeout: float | None = None, **kw: Any
+    document: Document | str | Path,
+    parameters: dict[str, Any] | None = None,
+    *,
+    timeout: float | None = None,
+    **kw: Any,
 ) -> RunResult:
     """Run a document to the end and clean up; the result."""
     with LocalRun(document, parameters, timeout=timeout, **kw) as local:

@@ -51,7 +51,7 @@ class AwsFault(Fault):
         except ValueError as exc:
             raise FaultError(f"{self.kind}: {exc}") from None
         self._session = session
-        self.wait = 0.0 if wait is None else parse_duration(wait, "wait")
+        self.wait_timeout = 0.0 if wait is None else parse_duration(wait, "wait")
         self.resources: list[Resource] = []
         self.skipped = False
 
@@ -74,6 +74,7 @@ class AwsFault(Fault):
 
     def resolve(self) -> list[Resource]:
         """Resolve the selector now (read-only) and record the targets on the timeline."""
+        self.session.verify()  # the allow-list refuses real AWS before the first call, even a read
         try:
             self.resources = self.selector.resolve(self.session)
         except ValueError as exc:

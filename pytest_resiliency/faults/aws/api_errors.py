@@ -16,9 +16,9 @@ import uuid
 from collections.abc import Iterable
 from typing import Any
 
-import boto3
-import botocore.session
-from botocore.awsrequest import AWSResponse
+import boto3  # type: ignore[import-untyped,unused-ignore]
+import botocore.session  # type: ignore[import-untyped,unused-ignore]
+from botocore.awsrequest import AWSResponse  # type: ignore[import-untyped,unused-ignore]
 
 from ...aws.session import AwsSession, current_session
 from ..base import Fault, FaultError
@@ -33,7 +33,9 @@ def _operation_names(service: str) -> dict[str, str]:
         model = session.get_service_model(service)
     except Exception:
         available = ", ".join(session.get_available_services()[:12])
-        raise FaultError(f"aws_api_errors: unknown service {service!r} (botocore names such as {available}...)") from None
+        raise FaultError(
+            f"aws_api_errors: unknown service {service!r} (botocore names such as {available}...)"
+        ) from None
     names: dict[str, str] = {}
     for op in model.operation_names:
         names[op] = op

@@ -23,14 +23,16 @@ class _Ec2Fault(AwsFault):
         return out
 
     def _wait_state(self, ids: list[str], state: str) -> None:
-        if not self.wait or not ids or self.dry_run:
+        if not self.wait_timeout or not ids or self.dry_run:
             return
 
         def reached() -> bool | None:
             states = self._states(ids)
             return True if all(states.get(i) == state for i in ids) else None
 
-        poll_until(reached, timeout=self.wait, every=2.0, what=f"{self.name}: {state} {ids}", session=self.session)
+        poll_until(
+            reached, timeout=self.wait_timeout, every=2.0, what=f"{self.name}: {state} {ids}", session=self.session
+        )
 
 
 class Ec2Terminate(_Ec2Fault):
@@ -67,7 +69,7 @@ class Ec2Stop(_Ec2Fault):
     def _revert(self) -> None:
         stopped, self._stopped = self._stopped, []
         if stopped:
-            if self.wait and not self.dry_run:
+            if self.wait_timeout and not self.dry_run:
                 self._wait_state(stopped, "stopped")  # start_instances refuses a stopping instance
             self.mutate("ec2", "start_instances", InstanceIds=stopped)
             self._wait_state(stopped, "running")

@@ -79,9 +79,7 @@ class AzNetworkDisruption(AwsFault):
         swapped, self._swapped = self._swapped, []
         for subnet, original, association in reversed(swapped):
             try:
-                self.mutate(
-                    "ec2", "replace_network_acl_association", AssociationId=association, NetworkAclId=original
-                )
+                self.mutate("ec2", "replace_network_acl_association", AssociationId=association, NetworkAclId=original)
             except Exception as exc:  # restore every other subnet before reporting
                 errors.append(f"{subnet}: {type(exc).__name__}: {exc}")
         if not errors:

@@ -1,0 +1,1 @@
+"""The blueprint's AWS experiments, against the embedded moto server by default."""
