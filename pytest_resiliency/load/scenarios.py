@@ -27,7 +27,9 @@ import gevent
 from locust import HttpUser, task
 
 from .records import error_name
-from .sink import ledger, scenario_settings
+from .sink import ledger, register_option, scenario_settings
+
+register_option()
 
 DEFAULTS: dict[str, Any] = {
     "rate": 1.0,  # requests per second per user

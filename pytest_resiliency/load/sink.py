@@ -106,6 +106,7 @@ class Sink:
 
 _sink: Sink | None = None
 _registered = False
+_option_registered = False
 
 
 class Ledger:
@@ -247,7 +248,7 @@ def register() -> None:
 
     events: Any = locust.events
     _registered = True
-    events.init_command_line_parser.add_listener(_on_parser)
+    register_option()
     events.init.add_listener(_on_init)
     events.request.add_listener(_on_request)
     events.test_start.add_listener(_on_test_start)
@@ -255,6 +256,18 @@ def register() -> None:
     events.test_stop.add_listener(_on_test_stop)
     events.quitting.add_listener(_on_test_stop)
     events.quit.add_listener(_on_quit)
+
+
+def register_option() -> None:
+    """Declare ``--resiliency-scenario`` (the built-in scenario needs it even without the sink)."""
+    global _option_registered
+    if _option_registered:
+        return
+    import locust
+
+    events: Any = locust.events
+    _option_registered = True
+    events.init_command_line_parser.add_listener(_on_parser)
 
 
 def scenario_settings(environment: Any) -> dict[str, Any]:
