@@ -10,6 +10,7 @@ import json
 import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -178,8 +179,8 @@ def check_junit(path: Path) -> None:
     assert failure is not None and re.search(r"RTO \S+ > budget 300ms", failure.get("message", ""))
 
 
-def check_journal(path: Path) -> dict:
-    doc = json.loads(path.read_text(encoding="utf-8"))
+def check_journal(path: Path) -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     assert validate(doc) == []
     assert [t["nodeid"] for t in doc["tests"]] == sorted(EXPECTED)  # one entry per test, sorted
     assert {t["nodeid"]: t["outcome"] for t in doc["tests"]} == EXPECTED

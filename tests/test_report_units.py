@@ -6,6 +6,7 @@ import json
 import random
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -48,7 +49,7 @@ def synthetic_experiment(
     return exp
 
 
-def build(exp: Experiment) -> dict:
+def build(exp: Experiment) -> dict[str, Any]:
     m = exp.measure()
     v = judge(m, exp.budget)
     return payload.build(exp, m, v, payload.PASS if v.passed else payload.BREACH, [])
@@ -117,7 +118,7 @@ def test_chart_escapes_names() -> None:
 def test_sort_keys_order_cells_numerically_as_strings() -> None:
     """pytest-html compares the cells' inner HTML as strings: the hidden key must make that numeric."""
 
-    def entry(rto: float | None, status: str = "recovered") -> dict:
+    def entry(rto: float | None, status: str = "recovered") -> dict[str, Any]:
         return {"summary": {"rto": rto, "rto_status": status}, "budget": {"rto": None}}
 
     cells = [
@@ -173,7 +174,7 @@ def test_documented_schema_is_the_one_in_code() -> None:
 
 def test_schema_checker_accepts_a_real_entry_and_names_what_is_wrong() -> None:
     p = build(synthetic_experiment())
-    doc = {
+    doc: dict[str, Any] = {
         "schema": "pytest-resiliency/journal",
         "version": 1,
         "created": "2026-01-01T00:00:00+00:00",
