@@ -77,7 +77,9 @@ def test_rto_within_25ms_and_exactly_k_lost_writes(server: OrdersServer, load: A
 
     stats = traffic.stats()
     assert stats["requests"] > 400 and stats["failures"] > 300
-    assert stats["errors"].get("ConnectionRefusedError", 0) == stats["failures"]
+    # Refused connections; a request in flight when the connections were cut may see a reset.
+    assert set(stats["errors"]) <= {"ConnectionRefusedError", "RemoteDisconnected", "ConnectionResetError"}
+    assert stats["errors"]["ConnectionRefusedError"] > 0.9 * stats["failures"]
     assert 150 < stats["rps"] < 250
     assert stats["writes"]["ok"] + stats["writes"]["fail"] + stats["writes"]["indeterminate"] == ledger.written
     report = traffic.report()
