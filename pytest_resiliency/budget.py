@@ -50,6 +50,8 @@ def parse_duration(value: object, name: str = "duration") -> float:
 
 def format_duration(seconds: float) -> str:
     """Short human form used in verdict lines and reports: ``412ms``, ``7.41s``, ``2m05s``."""
+    if seconds == 0:
+        return "0s"
     if seconds < 1:
         return f"{seconds * 1000:.0f}ms" if seconds >= 0.0095 else f"{seconds * 1000:.1f}ms"
     if seconds < 120:

@@ -57,7 +57,7 @@ def test_wrong_types_are_refused(value: object) -> None:
 
 
 @pytest.mark.parametrize(
-    ("seconds", "text"), [(0.0, "0.0ms"), (0.004, "4.0ms"), (0.412, "412ms"), (7.41, "7.41s"), (125, "2m05s")]
+    ("seconds", "text"), [(0.0, "0s"), (0.004, "4.0ms"), (0.412, "412ms"), (7.41, "7.41s"), (125, "2m05s")]
 )
 def test_format_duration(seconds: float, text: str) -> None:
     assert format_duration(seconds) == text

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..budget import format_duration as _format_duration
+from ..budget import format_duration
 
-
-def format_duration(seconds: float) -> str:
-    """The core's short form, except that zero reads ``0s`` (a budget of ``rpo=0``), not ``0.0ms``."""
-    return "0s" if seconds == 0 else _format_duration(seconds)
+__all__ = ["format_duration", "row", "table", "verdict_label"]
 
 
 HEADERS = ("test", "RTO", "RPO", "error rate", "p99", "verdict")
