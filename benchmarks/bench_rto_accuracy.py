@@ -5,8 +5,7 @@ the time from ``t_inject`` to the repair. Each method measures the same kind of 
 
 * ``monitor 20ms``: ``experiment.monitor(probes.http(url), every="20ms")`` and the plugin's
   measurement (target: |error| <= 40 ms);
-* ``locust N rps``: the ``load`` controller at N requests/s (target at 200 rps: <= 25 ms),
-  when the load package is available;
+* ``locust N rps``: the ``load`` controller at N requests/s (target at 200 rps: <= 25 ms);
 * ``naive 1s``: what a team writes without this tool: tenacity polling health once a second
   after the fault, RTO = first healthy poll - t_inject.
 
@@ -17,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -58,18 +58,22 @@ def run_monitor(server: GroundTruthServer, outage: float) -> float:
 
 
 def run_locust(server: GroundTruthServer, outage: float, rate: int) -> float:
-    from pytest_resiliency.load.controller import start_load  # type: ignore[attr-defined]
+    """The same outage seen by the load: locust out of process at ``rate`` requests/s."""
+    from pytest_resiliency.load.controller import Traffic
+    from pytest_resiliency.load.spec import make_spec
 
     exp = Experiment("bench", criteria=CRITERIA)
-    traffic = start_load(exp, server.url, users=max(1, rate // 25), rate=rate, writes=0.0)
-    try:
-        traffic.wait_steady()
-        fault = exp.inject(faults.custom(server.break_, server.fix, name="outage"))
-        time.sleep(outage)
-        fault.revert()
-        exp.wait_recovered(timeout=10)
-    finally:
-        exp.finish(settle=False)
+    with tempfile.TemporaryDirectory() as workdir:
+        traffic = Traffic(make_spec(server.url, users=max(1, rate // 25), rate=rate, writes=0), exp, Path(workdir))
+        exp.add_source(traffic)
+        try:
+            traffic.start().wait_steady()
+            fault = exp.inject(faults.custom(server.break_, server.fix, name="outage"))
+            time.sleep(outage)
+            fault.revert()
+            exp.wait_recovered(timeout=10)
+        finally:
+            exp.finish(settle=False)
     rto = exp.measure(source="load").rto
     assert rto is not None and fault.record is not None and fault.record.reverted_at is not None
     return rto - (fault.record.reverted_at - fault.record.injected_at)
@@ -109,14 +113,8 @@ def main() -> None:
     args = parser.parse_args()
     methods: dict[str, Callable[[GroundTruthServer, float], float]] = {"monitor 20ms": run_monitor}
     if not args.no_locust:
-        try:
-            from pytest_resiliency.load import controller
-
-            if hasattr(controller, "start_load"):
-                methods["locust 50rps"] = lambda s, d: run_locust(s, d, 50)
-                methods["locust 200rps"] = lambda s, d: run_locust(s, d, 200)
-        except ImportError:
-            print("(load package not available: locust rows skipped)")
+        methods["locust 50rps"] = lambda s, d: run_locust(s, d, 50)
+        methods["locust 200rps"] = lambda s, d: run_locust(s, d, 200)
     methods["naive tenacity 1s"] = run_naive
     print(f"RTO error = measured - truth, ms, median [min .. max] over {args.runs} runs, mode {args.mode}")
     print(f"{'method':<20} " + " ".join(f"{'D=' + d + 'ms':>28}" for d in args.outages.split(",")))

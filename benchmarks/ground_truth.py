@@ -19,6 +19,9 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
     owner: GroundTruthServer
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Clients cut off by a refusal outage reset their connections: expected, not news."""
+
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
