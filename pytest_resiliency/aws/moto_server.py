@@ -9,9 +9,14 @@ always: a fixed port that is taken makes ``start()`` hang. Never combine it with
 from __future__ import annotations
 
 import logging
+import os
 import urllib.request
 
 from moto.server import ThreadedMotoServer
+
+_AMIS = "MOTO_EC2_LOAD_DEFAULT_AMIS"
+# Any AMI id works when the default AMIs are not loaded; tests use this one.
+TEST_AMI = "ami-0123456789abcdef0"
 
 
 class MotoServer:
@@ -22,6 +27,10 @@ class MotoServer:
         self._werkzeug = logging.getLogger("werkzeug")
         self._level = self._werkzeug.level
         self._werkzeug.setLevel(logging.ERROR)
+        # moto reads this when a backend is (re)created after each reset: without it every
+        # reset reloads ~1200 default AMIs (seconds per test). A moto setting, restored on stop.
+        self._amis = os.environ.get(_AMIS)
+        os.environ[_AMIS] = "false"
         self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         self._server.start()
         host, port = self._server.get_host_and_port()
@@ -37,3 +46,7 @@ class MotoServer:
     def stop(self) -> None:
         self._server.stop()
         self._werkzeug.setLevel(self._level)
+        if self._amis is None:
+            os.environ.pop(_AMIS, None)
+        else:
+            os.environ[_AMIS] = self._amis

@@ -193,15 +193,20 @@ def _ec2_instances(session: AwsSession, sel: Selector) -> list[Resource]:
     if "instance-state-name" not in sel.filters:
         filters.append({"Name": "instance-state-name", "Values": list(_GONE_EC2_STATES)})
     filters += [{"Name": f"tag:{k}", "Values": [v]} for k, v in sel.tags.items()]
-    if sel.az:
-        filters.append({"Name": "availability-zone", "Values": [sel.az]})
+    # the AZ is matched on Placement by Selector.matches (moto ignores an availability-zone filter)
     ids = [i for i in sel.ids if i.startswith("i-")]
     ids += [i.rsplit("/", 1)[-1] for i in sel.ids if i.startswith("arn:")]
     params: dict[str, Any] = {"Filters": filters}
     if ids:
         params["InstanceIds"] = ids
     out = []
-    for reservation in _pages(session.client("ec2"), "describe_instances", "Reservations", **params):
+    try:
+        reservations = _pages(session.client("ec2"), "describe_instances", "Reservations", **params)
+    except Exception as exc:  # botocore's ClientError, which this module does not import
+        if "InvalidInstanceID" not in str(exc):
+            raise
+        raise TargetError(f"ec2:instance not found: {exc} (selector {sel!r})") from None
+    for reservation in reservations:
         for i in reservation["Instances"]:
             arn = f"arn:aws:ec2:{session.region}:{reservation.get('OwnerId', '')}:instance/{i['InstanceId']}"
             out.append(

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from pytest_resiliency.aws.moto_server import TEST_AMI
 from pytest_resiliency.aws.session import AwsSession
 
 
@@ -22,7 +23,7 @@ def web_fleet(aws: AwsSession) -> Fleet:
     if aws.mode != "moto":
         pytest.skip("the web fleet is provisioned in moto only; point the selectors at your own fleet on real AWS")
     ec2, asg = aws.client("ec2"), aws.client("autoscaling")
-    image = ec2.describe_images()["Images"][0]["ImageId"]
+    image = TEST_AMI  # moto accepts any AMI id (its default AMIs are not loaded, for speed)
     subnets = [s["SubnetId"] for s in ec2.describe_subnets()["Subnets"][:2]]
     asg.create_launch_configuration(LaunchConfigurationName="web", ImageId=image, InstanceType="t3.micro")
     asg.create_auto_scaling_group(
