@@ -93,6 +93,7 @@ class AwsApiErrors(Fault):
         self._random = random.Random(seed)
         self._uid = f"pytest-resiliency-{uuid.uuid4().hex}"
         self._registered: list[Any] = []
+        self._enabled = False
         self._count_lock = threading.Lock()
         self.calls = 0
         self.injected = 0
@@ -103,6 +104,8 @@ class AwsApiErrors(Fault):
         return str(model.service_id.hyphenize())
 
     def _handler(self, **kwargs: Any) -> tuple[AWSResponse, dict[str, Any]] | None:
+        if not self._enabled:  # clients created during the fault keep a copy of the handler
+            return None
         with self._count_lock:
             self.calls += 1
             if self._random.random() >= self.rate:
@@ -129,12 +132,14 @@ class AwsApiErrors(Fault):
         return unique
 
     def _inject(self) -> None:
+        self._enabled = True
         for emitter in self._emitters():
             self._registered.append(emitter)
             for event in self._events:
                 emitter.register(event, self._handler, unique_id=f"{self._uid}-{event}")
 
     def _revert(self) -> None:
+        self._enabled = False
         registered, self._registered = self._registered, []
         for emitter in registered:
             for event in self._events:
