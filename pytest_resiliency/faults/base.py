@@ -167,7 +167,7 @@ class Fault(abc.ABC):
             existing = _active_kinds.get((self.kind, key))
             if existing is not None and existing is not self:
                 raise FaultError(
-                    f"{self.describe()}: {key} already has an active {self.kind} fault "
+                    f"{self.describe()}: {self.target} already has an active {self.kind} fault "
                     f"({existing.describe()}); revert it before injecting another"
                 )
             _active_kinds[(self.kind, key)] = self

@@ -132,6 +132,9 @@ class Pause(_ProcessFault):
     def _inject(self) -> None:
         if not _send(self.procs, _signal.SIGSTOP, self.process.is_service):
             raise FaultError(f"faults.pause: {self.target} exited before it could be paused")
+        deadline = time.monotonic() + 1.0  # the kernel stops a running task at its next tick: wait, bounded
+        while time.monotonic() < deadline and any(status(p.pid) not in ("T", "Z", None) for p in self.procs):
+            time.sleep(0.001)
 
     def _revert(self) -> None:
         _send(self.procs, _signal.SIGCONT, self.process.is_service)
@@ -196,14 +199,16 @@ class Restart(_ProcessFault):
             with contextlib.suppress(psutil.Error):
                 p.kill()
         for how in self._relaunch:
-            subprocess.Popen(
-                how["cmdline"],
+            # ``setsid -f`` forks and returns at once: the new process belongs to init, not to pytest.
+            subprocess.run(
+                ["setsid", "-f", *how["cmdline"]],
                 cwd=how["cwd"],
                 env=how["env"],
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
-                start_new_session=True,
+                check=True,
+                timeout=10,
             )
 
     def _revert(self) -> None:

@@ -260,6 +260,8 @@ class Service:
                     os.killpg(pid, 9)
         if self._reader is not None:
             self._reader.join(timeout=5)
+        if sup.stdout is not None:
+            sup.stdout.close()
 
     def restart_now(self) -> None:
         """Ask the supervisor to stop the service (SIGTERM, then SIGKILL) and start it again at once."""
