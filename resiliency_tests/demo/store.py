@@ -286,3 +286,25 @@ def _write_atomically(path: Path, rows: list[dict[str, Any]], taken_at: float) -
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
+
+
+def durable_keys(data_dir: Path) -> set[str]:
+    """The order keys a restart would recover from ``data_dir`` (log or snapshot), read from disk.
+
+    The strongest read-back for an RPO check: not what the process holds in memory, but
+    what is on disk right now.
+    """
+    keys: set[str] = set()
+    snapshot = data_dir / SNAPSHOT_NAME
+    if snapshot.exists():
+        keys.update(row["key"] for row in json.loads(snapshot.read_text())["orders"])
+    log = data_dir / LOG_NAME
+    if log.exists():
+        for line in log.read_bytes().splitlines(keepends=True):
+            if not line.endswith(b"\n"):
+                break
+            try:
+                keys.add(json.loads(line)["key"])
+            except (ValueError, KeyError):
+                break
+    return keys

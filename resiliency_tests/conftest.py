@@ -1,0 +1,156 @@
+"""Fixtures of the example suite: the demo workload, each test on its own processes and ports.
+
+``demo`` builds supervised services of the demo workload (``resiliency_tests/demo``):
+``demo.orders(durability="snapshot", snapshot_interval="2s")``, ``demo.ledger()``,
+``demo.front(primary, replica)``. Every service gets a free port, its own data directory
+and log under the test's ``tmp_path``, and is stopped when the test ends, so tests never
+collide under ``-n 2``. Each service's log tail is attached to the test's report.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from resiliency_tests.demo.harness import command
+
+if TYPE_CHECKING:
+    from pytest_resiliency.experiment import Experiment
+    from pytest_resiliency.faults.network import Proxy
+    from pytest_resiliency.load.controller import Traffic
+    from pytest_resiliency.targets.service import Service
+
+    Load = Callable[..., Traffic]  # the ``load`` fixture
+    ProxyFactory = Callable[..., Proxy]  # the ``proxy`` fixture
+
+HEALTH = "http://127.0.0.1:{port}/health"
+BASELINE = 100  # successful requests before a fault is injected: about 1.5 s of steady load
+
+
+class Demo:
+    """Starts demo services for one test and stops them all at its end."""
+
+    def __init__(self, tmp_path: Path, experiment: Experiment, service: Callable[..., Service]) -> None:
+        self.tmp_path = tmp_path
+        self.experiment = experiment
+        self.service = service  # the plugin's supervisor factory: stops them and attaches their logs
+
+    def _start(self, name: str, argv: list[str], restart: str, restart_delay: str) -> Service:
+        return self.service(argv, name=name, health=HEALTH, restart=restart, restart_delay=restart_delay)
+
+    def orders(
+        self,
+        durability: str = "fsync",
+        *,
+        name: str = "orders",
+        snapshot_interval: str | None = None,
+        ledger: str | None = None,
+        ledger_timeout: str | None = None,
+        replica_of: Service | None = None,
+        replication_lag: str | None = None,
+        data_dir: Path | None = None,
+        restart: str = "always",
+        restart_delay: str = "200ms",
+    ) -> Service:
+        """The orders API, restarted by its supervisor per ``restart`` after a crash."""
+        args = ["--port", "{port}", "--durability", durability]
+        if durability != "memory":
+            args += ["--data-dir", str(data_dir or self.tmp_path / f"{name}-data")]
+        options = {
+            "--snapshot-interval": snapshot_interval,
+            "--ledger": ledger,
+            "--ledger-timeout": ledger_timeout,
+            "--replica-of": f"127.0.0.1:{replica_of.port}" if replica_of is not None else None,
+            "--replication-lag": replication_lag,
+        }
+        args += [item for flag, value in options.items() if value is not None for item in (flag, value)]
+        return self._start(name, command("orders", *args), restart, restart_delay)
+
+    def ledger(self, name: str = "ledger") -> Service:
+        """The ledger dependency the orders API posts every order to."""
+        return self._start(name, command("ledger", "--port", "{port}"), "always", "200ms")
+
+    def front(self, primary: Service, replica: Service, name: str = "front") -> Service:
+        """A stable port that forwards to ``primary`` and fails over to ``replica``."""
+        status_file = self.tmp_path / f"{name}.admin-port"
+        argv = command(
+            "front",
+            "--port",
+            "{port}",
+            "--primary",
+            f"127.0.0.1:{primary.port}",
+            "--replica",
+            f"127.0.0.1:{replica.port}",
+            "--admin-port-file",
+            str(status_file),
+        )
+        svc = self._start(name, argv, "always", "200ms")
+        self.experiment.attach(f"{name} status", lambda: front_status(status_file))
+        return svc
+
+
+def health(svc: Service, timeout: float = 2.0) -> dict[str, Any]:
+    """The demo service's ``GET /health`` document."""
+    with urllib.request.urlopen(f"{svc.url}/health", timeout=timeout) as response:
+        return dict(json.loads(response.read()))
+
+
+def front_status(status_file: Path) -> dict[str, Any]:
+    """The front's ``GET /status``: its upstream and failover history."""
+    port = status_file.read_text().strip()
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/status", timeout=2) as response:
+        return dict(json.loads(response.read()))
+
+
+def wait_for(predicate: Any, timeout: float, what: str, every: float = 0.05) -> None:
+    """Poll ``predicate`` (bounded) for state another process changes; fail naming ``what``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(every)
+    pytest.fail(f"{what} did not happen within {timeout:g}s", pytrace=False)
+
+
+@pytest.fixture
+def demo(tmp_path: Path, experiment: Experiment, service: Callable[..., Service]) -> Demo:
+    """Services of the demo workload for this test (the ``service`` fixture stops them at its end)."""
+    return Demo(tmp_path, experiment, service)
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 16 MiB tmpfs that this test owns, so filling it touches no one else's disk (needs root)."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a private tmpfs needs root")
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mount)], check=True)
+    try:
+        yield mount
+    finally:
+        with contextlib.suppress(OSError):
+            subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
+    """Say where the reports of the main job went."""
+    paths = [
+        ("HTML report", config.getoption("htmlpath", None)),
+        ("JUnit XML", config.getoption("xmlpath", None)),
+        ("JSON journal", config.getoption("resiliency_json", None)),
+    ]
+    written = [(what, Path(p).resolve()) for what, p in paths if p]
+    if written:
+        terminalreporter.section("resiliency reports")
+        for what, path in written:
+            terminalreporter.write_line(f"{what}: {path}")
