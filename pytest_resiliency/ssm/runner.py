@@ -158,19 +158,23 @@ class LocalRun:
             self._done.set()
 
     def _terminate_group(self, grace: float = 5.0) -> None:
-        """SIGTERM the step's process group (its trap rolls back), SIGKILL what is left after ``grace``."""
+        """SIGTERM the step's process group (its trap rolls back), SIGKILL what is left after ``grace``.
+
+        The group is signalled even when its leader is gone: after a ``kill -9`` of the
+        script its children (a ``sleep``, ``stress-ng``) are still in it.
+        """
         proc = self._proc
-        if proc is None or proc.poll() is not None:
+        if proc is None:
             return
         try:
             os.killpg(proc.pid, signal.SIGTERM)
         except ProcessLookupError:
             return
-        try:
-            proc.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
+        deadline = time.monotonic() + grace
+        while _group_alive(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
 
     @property
     def pid(self) -> int | None:
@@ -199,8 +203,7 @@ class LocalRun:
     def stop(self, grace: float = 5.0) -> RunResult:
         """Cancel: SIGTERM the step (rollback by its trap), let its dead-man watcher finish, kill the rest."""
         self._cancelled.set()
-        if self.running:
-            self._terminate_group(grace)
+        self._terminate_group(grace)
         self._done.wait(grace + 5)
         deadline = time.monotonic() + grace
         while self.processes() and time.monotonic() < deadline:  # the dead-man watcher exits on its own
@@ -210,6 +213,17 @@ class LocalRun:
                 proc.kill()
         shutil.rmtree(self._tmp, ignore_errors=True)
         return self.result
+
+
+def _group_alive(pgid: int) -> bool:
+    """Whether a process of the group still lives (zombies do not count: PID 1 may never reap them here)."""
+    for proc in psutil.process_iter(["status"]):
+        try:
+            if proc.info["status"] != psutil.STATUS_ZOMBIE and os.getpgid(proc.pid) == pgid:
+                return True
+        except (ProcessLookupError, psutil.NoSuchProcess):
+            continue
+    return False
 
 
 def run(
