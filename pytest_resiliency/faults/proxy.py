@@ -260,7 +260,8 @@ class Proxy:
         self.accepted += 1
         conn = Connection(self, (reader, writer))
         self.connections.add(conn)
-        await conn.run()
+        with contextlib.suppress(asyncio.CancelledError):  # shutting down: the connection just ends
+            await conn.run()
 
     def disable(self) -> None:
         if self.server is not None:
