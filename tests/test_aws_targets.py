@@ -65,7 +65,7 @@ def test_empty_selection_is_an_error_unless_skip(aws: AwsSession, fleet: dict[st
     with pytest.raises(TargetError, match="matched no ec2:instance; pass empty='skip'"):
         targets.ec2_instances(tags={"app": "nothing"}).resolve(aws)
     assert targets.ec2_instances(tags={"app": "nothing"}, empty="skip").resolve(aws) == []
-    with pytest.raises(TargetError, match="ec2:instance not found: .*i-00000000000000000"):
+    with pytest.raises(TargetError, match=r"ec2:instance not found: .*i-00000000000000000"):
         targets.ec2_instances(ids=["i-00000000000000000"]).resolve(aws)
 
 

@@ -88,7 +88,7 @@ def test_disk_fill_fills_and_reverts(tmp_path: Path) -> None:
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mount)], check=True)
     try:
         fill = mount / "pytest-resiliency-disk-fill"
-        with LocalRun("disk-fill", {"DurationSeconds": 20, "FillPercent": 75, "Path": str(mount)}) as local:
+        with LocalRun("disk-fill", {"DurationSeconds": 20, "FillPercent": 75, "Path": str(mount)}):
             assert _wait(lambda: shutil.disk_usage(mount).used >= 0.7 * shutil.disk_usage(mount).total)
             assert fill.exists()
         assert not fill.exists() and shutil.disk_usage(mount).used < 1024 * 1024
