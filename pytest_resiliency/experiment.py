@@ -8,6 +8,7 @@ body: leftover faults are reverted, recovery is awaited, evidence sources stoppe
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import threading
 import time
@@ -136,7 +137,6 @@ class Experiment:
         self._faults: list[Fault] = []
         self._sources: list[Source] = []
         self._stop_conditions: list[StopCondition] = []
-        self._present: set[str] | None = None
         self._lock = threading.RLock()
 
     # -- faults ------------------------------------------------------------------
@@ -311,16 +311,21 @@ class Experiment:
             takes_keys = True
         present = set(reader(keys) if takes_keys else reader())
         injections = [f.injected_at for f in evidence.faults]
+        ledger = verify_ledger(evidence, present, injections)
         with self._lock:
-            self._present = present
-            self.ledger = verify_ledger(evidence, present, injections)
-        return self.ledger
+            self.ledger = ledger
+        return ledger
 
     # -- results -----------------------------------------------------------------
 
     def measure(self, source: str | None = None) -> Measurement:
-        """The measurement so far, for assertions of your own."""
-        return measure(self.timeline.snapshot(), self.criteria, self._present, source)
+        """The measurement so far, for assertions of your own.
+
+        The ledger is the one classified by :meth:`verify_writes`: writes acknowledged after
+        the read-back (load still running) were never read back, so they are not "lost".
+        """
+        measurement = measure(self.timeline.snapshot(), self.criteria, None, source)
+        return dataclasses.replace(measurement, ledger=self.ledger) if self.ledger else measurement
 
     def verdict(self, measurement: Measurement | None = None) -> Verdict:
         return judge(measurement or self.measure(), self.budget)

@@ -542,3 +542,25 @@ def test_plugin_default_mirrors_the_timeline_default() -> None:
     from pytest_resiliency import plugin, timeline
 
     assert plugin.DEFAULT_MAX_OPERATIONS == timeline.DEFAULT_MAX_OPERATIONS
+
+
+def test_writes_acknowledged_after_the_read_back_are_not_lost(pytester: pytest.Pytester) -> None:
+    """Load still running after verify_writes: later writes were never read back, so not lost."""
+    pytester.makepyfile(
+        """
+        import time
+        import pytest
+        from pytest_resiliency import faults
+
+        @pytest.mark.resiliency(rpo=0)
+        def test_late_writes(experiment):
+            experiment.record_write("early", time.time(), time.time(), "ok")
+            with faults.custom(lambda: None, lambda: None):
+                pass
+            ledger = experiment.verify_writes(lambda keys: ["early"])
+            experiment.record_write("late", time.time(), time.time(), "ok")
+            assert experiment.measure().ledger == ledger
+            assert ledger.written == 1 and ledger.lost == 0
+        """
+    )
+    pytester.runpytest().assert_outcomes(passed=1)
