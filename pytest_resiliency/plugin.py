@@ -38,6 +38,7 @@ pytest_plugins = [
     "pytest_resiliency.targets.fixtures",
     "pytest_resiliency.load.fixtures",
     "pytest_resiliency.aws.fixtures",
+    "pytest_resiliency.ctk.collect",
 ]
 
 MARKERS = {

@@ -1,0 +1,1 @@
+"""Collection of Chaos Toolkit experiment files (``*.experiment.json``/``.yaml``) as pytest items."""
