@@ -52,7 +52,7 @@ CTK_EXPERIMENT = {
                 "type": "probe",
                 "name": "always-true",
                 "tolerance": True,
-                "provider": {"type": "python", "module": "builtins", "func": "bool", "arguments": {"x": 1}},
+                "provider": {"type": "python", "module": "os.path", "func": "exists", "arguments": {"path": "/"}},
             }
         ],
     },
@@ -60,7 +60,7 @@ CTK_EXPERIMENT = {
         {
             "type": "action",
             "name": "instant",
-            "provider": {"type": "python", "module": "builtins", "func": "len", "arguments": {"obj": []}},
+            "provider": {"type": "python", "module": "os.path", "func": "isdir", "arguments": {"s": "/"}},
         }
     ],
     "rollbacks": [],
@@ -136,7 +136,11 @@ def main() -> None:
             return
         ctk = root / "experiment.json"
         ctk.write_text(json.dumps(CTK_EXPERIMENT))
-        runs = [timed([chaos, "--no-log-file", "run", "--no-verify-tls", str(ctk)], root) for _ in range(args.rounds)]
+        command = [chaos, "--no-log-file", "run", "--journal-path", str(root / "journal.json"), str(ctk)]
+        runs = [timed(command, root) for _ in range(args.rounds)]
+        status = json.loads((root / "journal.json").read_text())["status"]
+        if status != "completed":  # chaos exits 0 even when it could not run the experiment
+            raise SystemExit(f"the Chaos Toolkit experiment did not complete (status {status!r})")
         single = [timed(pytest_cmd("experiments", "-k", "test_instant_fault[0]"), root) for _ in range(args.rounds)]
         print(
             f"one experiment, whole process: chaos run {statistics.median(runs) * 1000:.0f} ms "
