@@ -1,1 +1,78 @@
-"""Collection of Chaos Toolkit experiment files (``*.experiment.json``/``.yaml``) as pytest items."""
+"""Collection of Chaos Toolkit experiment files (``*.experiment.json``/``.yaml``) as pytest items.
+
+Imported at pytest start-up (``plugin.pytest_plugins``): only the standard library and
+pytest here; the item, the file parser and chaoslib load when an experiment file is found.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from .item import ExperimentItem
+
+DEFAULT_PATTERNS = ("*.experiment.json", "*.experiment.yaml", "*.experiment.yml")
+# Tags that would change what pytest does (skip it, parametrize it...) or that already mean
+# something here become ``ctk_<tag>`` markers instead.
+RESERVED_TAGS = frozenset(
+    {"skip", "skipif", "xfail", "parametrize", "usefixtures", "filterwarnings", "timeout", "resiliency", "ctk"}
+)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addini(
+        "resiliency_experiment_files",
+        "glob patterns of Chaos Toolkit experiment files collected as tests, besides "
+        f"{', '.join(DEFAULT_PATTERNS)} (matched against the path's end, e.g. chaos/*.json)",
+        type="args",
+        default=[],
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "ctk: a Chaos Toolkit experiment file run as a test")
+
+
+def _is_experiment_file(file_path: Path, config: pytest.Config) -> bool:
+    patterns = (*DEFAULT_PATTERNS, *config.getini("resiliency_experiment_files"))
+    return any(file_path.match(pattern) for pattern in patterns)
+
+
+def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+    if file_path.suffix not in (".json", ".yaml", ".yml") or not _is_experiment_file(file_path, parent.config):
+        return None
+    return ExperimentFile.from_parent(parent, path=file_path)
+
+
+def tag_marker(tag: str) -> str:
+    return f"ctk_{tag}" if tag in RESERVED_TAGS else tag
+
+
+def register_markers(config: pytest.Config, tags: tuple[str, ...]) -> None:
+    """Register each tag as a marker, so ``--strict-markers`` accepts it and ``-m`` selects it."""
+    known = {line.split(":")[0].split("(")[0].strip() for line in config.getini("markers")}
+    for tag in tags:
+        name = tag_marker(tag)
+        if name not in known:
+            config.addinivalue_line("markers", f"{name}: Chaos Toolkit experiment tag {tag!r}")
+            known.add(name)
+
+
+class ExperimentFile(pytest.File):
+    """One experiment file: one item named after the experiment's title."""
+
+    def collect(self) -> list[ExperimentItem]:
+        from ..plugin import STATE
+        from .item import ExperimentItem
+        from .spec import SpecError, load
+
+        state = self.config.stash.get(STATE, None)
+        try:
+            spec = load(self.path, state.criteria if state is not None else None)
+        except SpecError as exc:
+            raise self.CollectError(f"Chaos Toolkit experiment file: {exc}") from None
+        register_markers(self.config, spec.tags)
+        return [ExperimentItem.create(self, spec)]

@@ -1,0 +1,1 @@
+"""The blueprint's Chaos Toolkit experiments, run unchanged as pytest items against moto by default."""
