@@ -61,6 +61,19 @@ def register_markers(config: pytest.Config, tags: tuple[str, ...]) -> None:
             known.add(name)
 
 
+CHAOSLIB = pytest.StashKey[bool]()
+
+
+def chaoslib_installed(config: pytest.Config) -> bool:
+    """Checked once per run, when the first experiment file is collected (importing it costs ~80 ms)."""
+    found = config.stash.get(CHAOSLIB, None)
+    if found is None:
+        from .item import chaoslib_available
+
+        found = config.stash[CHAOSLIB] = chaoslib_available()
+    return found
+
+
 class ExperimentFile(pytest.File):
     """One experiment file: one item named after the experiment's title."""
 
@@ -75,4 +88,9 @@ class ExperimentFile(pytest.File):
         except SpecError as exc:
             raise self.CollectError(f"Chaos Toolkit experiment file: {exc}") from None
         register_markers(self.config, spec.tags)
-        return [ExperimentItem.create(self, spec)]
+        item = ExperimentItem.create(self, spec)
+        if not chaoslib_installed(self.config):
+            from .item import MISSING_CHAOSLIB
+
+            item.add_marker(pytest.mark.skip(reason=MISSING_CHAOSLIB))  # reported at the file, like a skip mark
+        return [item]

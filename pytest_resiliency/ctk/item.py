@@ -92,11 +92,14 @@ class ExperimentItem(pytest.Function):
         experiment: Experiment = self.funcargs["experiment"]  # type: ignore[assignment]
         self.run = StrictRun(self.spec, experiment)
         experiment.attach("ctk-journal", self.run.bounded_journal)
+        problem = None
         try:
             self.run.prepare()
             self.run.before()
         except (CtkError, SteadyStateNotMet) as exc:
-            pytest.fail(str(exc), pytrace=False)
+            problem = str(exc)
+        if problem is not None:  # outside the except: the report shows the reason, not a chained traceback
+            pytest.fail(problem, pytrace=False)
 
     def runtest(self) -> None:
         assert self.run is not None

@@ -58,6 +58,6 @@ def check(probe: str, arguments: dict[str, Any] | None = None) -> bool:
     except AttributeError:
         raise ProviderError(f"check: pytest_resiliency.probes has no probe {probe!r}") from None
     made = factory(**_arguments(arguments or {}))
-    if not isinstance(made, _probes.Probe):
+    if not callable(made):
         raise ProviderError(f"check: pytest_resiliency.probes.{probe} does not make a probe")
-    return _passes(made)
+    return _passes(_probes.as_probe(made))
