@@ -48,7 +48,11 @@ def one_run(k: int, rate: int) -> tuple[int, float]:
             exp.add_source(traffic)
             try:
                 traffic.start().wait_steady()
-                time.sleep(0.5)  # a backlog of acknowledged writes to lose from
+                deadline = time.monotonic() + 30
+                while len(server.store) < 2 * k:  # a backlog of acknowledged writes to lose from
+                    if time.monotonic() > deadline:
+                        raise TimeoutError(f"fewer than {2 * k} writes stored in 30 s")
+                    time.sleep(0.01)
                 fault = exp.inject(faults.custom(crash, server.fix, name="crash"))
                 time.sleep(0.2)
                 fault.revert()
@@ -59,8 +63,9 @@ def one_run(k: int, rate: int) -> tuple[int, float]:
     finally:
         server.close()
     assert fault.record is not None and ledger.rpo is not None
+    assert len(lost_truth) == k, f"the server lost {len(lost_truth)} writes, not {k}"
     truth_rpo = fault.record.injected_at - min(lost_truth.values())
-    return ledger.lost - k, ledger.rpo - truth_rpo
+    return ledger.lost - len(lost_truth), ledger.rpo - truth_rpo
 
 
 def main() -> None:
