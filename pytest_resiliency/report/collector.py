@@ -46,6 +46,13 @@ class ScrubbedCrash:
 
 def scrub_report(report: pytest.TestReport | pytest.CollectReport) -> None:
     """Remove secrets from what every reporter prints: failure text, captured output, properties."""
+    if not (
+        report.longrepr is not None
+        or report.sections
+        or getattr(report, "user_properties", None)
+        or getattr(report, "resiliency", None) is not None
+    ):
+        return  # the common case, a quiet passing test: nothing that could hold a secret
     known = env_secrets()
     longrepr = report.longrepr
     if longrepr is not None and not isinstance(longrepr, tuple):  # a tuple is a skip location

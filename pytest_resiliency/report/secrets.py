@@ -16,6 +16,7 @@ sees them. Three nets, because no single one catches everything:
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections.abc import Mapping
@@ -54,8 +55,9 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
 )
 
 
+@functools.lru_cache(maxsize=4096)
 def secret_name(name: str) -> bool:
-    """Whether a key or variable name says its value is a secret."""
+    """Whether a key or variable name says its value is a secret (cached: every report asks again)."""
     return bool(_SECRET_NAME.search(name))
 
 
