@@ -123,6 +123,9 @@ class Connection:
         except OSError:
             self.close()
             return
+        if self.closed:  # closed (a `down` toxic) while the upstream was connecting
+            self.upstream[1].transport.abort()
+            return
         for sock_writer in self.writers():
             sock = sock_writer.get_extra_info("socket")
             if sock is not None:
@@ -257,6 +260,9 @@ class Proxy:
         self.listen_port = self.server.sockets[0].getsockname()[1]
 
     async def accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.server is None:  # accepted by the kernel just before a `down` toxic closed the listener
+            writer.transport.abort()
+            return
         self.accepted += 1
         conn = Connection(self, (reader, writer))
         self.connections.add(conn)
