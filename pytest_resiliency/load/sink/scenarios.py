@@ -26,8 +26,8 @@ from typing import Any
 import gevent
 from locust import HttpUser, task
 
-from .records import error_name
-from .sink import ledger, register_option, scenario_settings
+from ..records import error_name
+from . import ledger, register_option, scenario_settings
 
 register_option()
 

@@ -1,5 +1,9 @@
 """The sink: runs *inside* locust and ships every request and ledger write to pytest.
 
+Everything in this package (the sink here, the built-in scenario in :mod:`.scenarios`) is
+loaded by locust only; the pytest process never imports it, because importing locust there
+would monkey-patch it with gevent.
+
 Loaded through ``locustfiles/resiliency_sink.py`` (passed to ``locust -f`` before the
 scenario). In a single process and in the master it appends JSON lines to the file named
 by ``$RESILIENCY_EVENTS``, which the controller tails; in a worker it sends its batches
@@ -28,7 +32,7 @@ import signal
 import time
 from typing import Any
 
-from .records import (
+from ..records import (
     EVENTS_ENV,
     MESSAGE_TYPE,
     META,
