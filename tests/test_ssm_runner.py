@@ -14,7 +14,7 @@ import signal
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psutil
@@ -82,18 +82,13 @@ def test_memory_stress_allocates() -> None:
 
 
 @root
-def test_disk_fill_fills_and_reverts(tmp_path: Path) -> None:
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(mount)], check=True)
-    try:
-        fill = mount / "pytest-resiliency-disk-fill"
-        with LocalRun("disk-fill", {"DurationSeconds": 20, "FillPercent": 75, "Path": str(mount)}):
-            assert _wait(lambda: shutil.disk_usage(mount).used >= 0.7 * shutil.disk_usage(mount).total)
-            assert fill.exists()
-        assert not fill.exists() and shutil.disk_usage(mount).used < 1024 * 1024
-    finally:
-        subprocess.run(["umount", str(mount)], check=False)
+def test_disk_fill_fills_and_reverts(tmpfs: Callable[[str], Path]) -> None:
+    mount = tmpfs("16m")
+    fill = mount / "pytest-resiliency-disk-fill"
+    with LocalRun("disk-fill", {"DurationSeconds": 20, "FillPercent": 75, "Path": str(mount)}):
+        assert _wait(lambda: shutil.disk_usage(mount).used >= 0.7 * shutil.disk_usage(mount).total)
+        assert fill.exists()
+    assert not fill.exists() and shutil.disk_usage(mount).used < 1024 * 1024
 
 
 @pytest.fixture

@@ -1,0 +1,33 @@
+"""Fixtures shared by the plugin's own tests."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture
+def tmpfs(tmp_path: Path) -> Iterator[Callable[[str], Path]]:
+    """Factory of private tmpfs mounts (``tmpfs("8m")``), so filling one touches no one's disk.
+
+    Skips without root or ``mount``; every mount is lazily unmounted at the end of the test.
+    """
+    if os.geteuid() != 0 or not shutil.which("mount"):
+        pytest.skip("mounting a private tmpfs needs root")
+    mounts: list[Path] = []
+
+    def make(size: str) -> Path:
+        mount = tmp_path / f"tmpfs{len(mounts)}"
+        mount.mkdir()
+        subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)], check=True)
+        mounts.append(mount)
+        return mount
+
+    yield make
+    for mount in mounts:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
