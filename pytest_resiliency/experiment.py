@@ -239,6 +239,16 @@ class Experiment:
                 resolved[key] = f"<attachment failed: {type(exc).__name__}: {exc}>"
         return resolved
 
+    def mark(self, name: str, at: float | None = None, **detail: Any) -> None:
+        """Put external truth on the timeline (a server log's "ready", "leader elected").
+
+        Marks are drawn on the report's chart and kept in the journal; they never change the
+        measurement. ``at`` defaults to now (wall-clock seconds, like every timeline time).
+        """
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"experiment.mark: name must be a non-empty string, got {name!r}")
+        self.timeline.mark(time.time() if at is None else float(at), "mark", name, **detail)
+
     def record_alert(self, name: str, at: float | None = None) -> None:
         """An alert fired (held against ``alert_within``)."""
         self.timeline.mark(time.time() if at is None else at, "alert", name)

@@ -122,7 +122,7 @@ def test_ingest_parses_batches_split_anywhere() -> None:
     assert (ingest.requests, ingest.successes) == (3, 2)
     assert ingest.errors == {"ConnectionRefusedError": 1}
     assert ingest.meta == {"init": {"pid": 1}}
-    assert ingest.failed_keys == {"k2"}
+    assert ingest.writes == {"ok": 1, "fail": 1, "indeterminate": 1}
     evidence = timeline.snapshot()
     assert list(evidence.op_start) == [100.0, 100.1, 100.5]
     assert list(evidence.op_ok) == [1, 0, 1]

@@ -382,14 +382,18 @@ class Traffic:
         }
 
     def read_back(self, keys: Iterable[str] | None = None) -> list[str]:
-        """The keys present in the store: ``GET read_path`` for every ``ok`` and ``indeterminate`` key.
+        """The keys present in the store: ``GET read_path`` for every key the ledger holds.
+
+        Refused writes are read back too: a key refused once and acknowledged on a retry must
+        be found (its best outcome is ``ok``), and a refused write the store applied anyway is
+        what ``failed_present`` counts.
 
         200 means present, 404 absent; anything else (after retries) raises, because a
         read-back that cannot tell must not be counted as a loss.
         """
         if keys is None:
             keys = self.experiment.timeline.snapshot().write_keys
-        wanted = sorted({k for k in keys if k not in self.ingest.failed_keys})
+        wanted = sorted(set(keys))
         parts = urllib.parse.urlsplit(self.spec.url)
         local = threading.local()
         opened: list[http.client.HTTPConnection] = []

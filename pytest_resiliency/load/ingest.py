@@ -27,7 +27,6 @@ class Ingest:
         self.successes = 0
         self.writes: Counter[str] = Counter()
         self.errors: Counter[str] = Counter()
-        self.failed_keys: set[str] = set()
         self.meta: dict[str, dict[str, Any]] = {}
         self.bad_lines = 0
         self.first_start: float | None = None
@@ -73,8 +72,6 @@ class Ingest:
                 _, key, start, ack, status = rec
                 timeline.add_write(key, start, ack, status)
                 self.writes[status] += 1
-                if status == "fail":
-                    self.failed_keys.add(key)
             elif kind == META:
                 self.meta[rec[1]] = rec[2] if len(rec) > 2 and isinstance(rec[2], dict) else {}
             else:

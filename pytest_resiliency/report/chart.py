@@ -294,10 +294,10 @@ def _lost(svg: _Svg, series: dict[str, Any], t0: float, x_of: Any) -> None:
 def _marks(svg: _Svg, payload: dict[str, Any], x_of: Any) -> None:
     for mark in payload.get("marks") or []:
         kind = mark.get("kind")
-        if kind not in ("alert", "aborted", "fault-expired"):
+        if kind not in ("alert", "aborted", "fault-expired", "mark"):
             continue
         x = x_of(mark["at"])
-        colour = {"alert": P50_COLOUR, "aborted": "#000", "fault-expired": FAULT_EDGE}[kind]
+        colour = {"alert": P50_COLOUR, "aborted": "#000", "fault-expired": FAULT_EDGE, "mark": "#6a3d9a"}[kind]
         svg.add(f'<path d="M{x:.1f},{ROW_BUDGET - 9} l5,5 l-5,5 l-5,-5 z" fill="{colour}"/>')
         svg.line(x, ROW_BUDGET + 1, x, AXIS_Y, colour, 1, "1,2")
         label = f"{kind}: {mark.get('name', '')}"[:60]
