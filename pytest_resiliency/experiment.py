@@ -10,6 +10,9 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import itertools
+import math
+import queue
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -48,33 +51,105 @@ class Hooks(Protocol):
 
 
 class Monitor:
-    """A probe run every ``every`` seconds in a thread, each outcome an operation on the timeline."""
+    """A probe fired on schedule (open loop) from a small pool of threads.
 
-    def __init__(self, timeline: Timeline, probe: _probes.Probe, every: float, name: str) -> None:
+    One hung call never delays the next: every ``every`` seconds a call starts on an idle
+    thread of the pool. A call still running after ``timeout`` is recorded as a failure
+    at that moment (its late answer is dropped), as a client timeout would be. A tick that
+    finds every thread busy is skipped and counted in ``skipped``; the evidence carries
+    true send and completion times either way, so the recovery bracket stays honest.
+    """
+
+    def __init__(
+        self,
+        timeline: Timeline,
+        probe: _probes.Probe,
+        every: float,
+        name: str,
+        concurrency: int = 4,
+        timeout: float | None = None,
+    ) -> None:
         self.probe = probe
         self.every = every
         self.name = name
         self.source = f"probe:{name}"
         self.timeline = timeline
+        self.concurrency = concurrency
+        self.timeout = max(1.0, every) if timeout is None else timeout
+        self.skipped = 0
         self._stopped = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"resiliency-monitor-{name}", daemon=True)
+        self._lock = threading.Lock()
+        self._idle = concurrency
+        self._inflight: dict[int, tuple[float, float]] = {}  # call id -> (wall start, monotonic start)
+        self._timed_out: set[int] = set()
+        self._calls = itertools.count()
+        self._queue: queue.SimpleQueue[int | None] = queue.SimpleQueue()
+        self._workers = [
+            threading.Thread(target=self._work, name=f"resiliency-monitor-{name}-{i}", daemon=True)
+            for i in range(concurrency)
+        ]
+        for worker in self._workers:
+            worker.start()
+        self._thread = threading.Thread(target=self._schedule, name=f"resiliency-monitor-{name}", daemon=True)
         self._thread.start()
 
-    def _run(self) -> None:
+    def _schedule(self) -> None:
         next_at = time.monotonic()
         while not self._stopped.is_set():
-            start, latency, ok, error = _probes.run_once(self.probe)
-            self.timeline.add_operation(start, latency, ok, self.probe.name, self.source, error)
+            now = time.monotonic()
+            self._expire(now)
+            if now < next_at:
+                self._stopped.wait(min(next_at, self._next_expiry()) - now)
+                continue
+            with self._lock:
+                if self._idle:
+                    self._idle -= 1
+                    self._queue.put(next(self._calls))
+                else:
+                    self.skipped += 1
             next_at += self.every
-            delay = next_at - time.monotonic()
-            if delay < 0:  # the probe took longer than the period: start again at once
-                next_at = time.monotonic()
-            elif self._stopped.wait(delay):
-                break
+            if next_at <= now:  # the scheduler itself was late: keep the period from now on
+                next_at = now + self.every
+
+    def _next_expiry(self) -> float:
+        with self._lock:
+            pending = [m for call, (_, m) in self._inflight.items() if call not in self._timed_out]
+        return min(pending, default=math.inf) + self.timeout
+
+    def _expire(self, now: float) -> None:
+        """Record calls running longer than ``timeout`` as failures, at their send time."""
+        with self._lock:
+            late = [
+                (call, wall)
+                for call, (wall, mono) in self._inflight.items()
+                if call not in self._timed_out and now - mono >= self.timeout
+            ]
+            self._timed_out.update(call for call, _ in late)
+        for _, wall in late:
+            error = f"Timeout: no answer within {self.timeout:g}s"
+            self.timeline.add_operation(wall, self.timeout, False, self.probe.name, self.source, error)
+
+    def _work(self) -> None:
+        while (call := self._queue.get()) is not None:
+            with self._lock:
+                self._inflight[call] = (time.time(), time.monotonic())
+            start, latency, ok, error = _probes.run_once(self.probe)
+            with self._lock:
+                del self._inflight[call]
+                late = call in self._timed_out
+                self._timed_out.discard(call)
+                self._idle += 1
+            if not late:
+                self.timeline.add_operation(start, latency, ok, self.probe.name, self.source, error)
 
     def stop(self) -> None:
         self._stopped.set()
-        self._thread.join(timeout=max(5.0, self.every * 2))
+        self._thread.join(timeout=5.0)
+        for _ in self._workers:
+            self._queue.put(None)
+        deadline = time.monotonic() + self.timeout + 1.0
+        for worker in self._workers:  # a call hung beyond its timeout is abandoned (daemon thread)
+            worker.join(timeout=max(0.0, deadline - time.monotonic()))
 
     @property
     def running(self) -> bool:
@@ -187,13 +262,25 @@ class Experiment:
         probe: _probes.Probe | Callable[[], Any],
         every: float | str = "50ms",
         name: str | None = None,
+        concurrency: int = 4,
+        timeout: float | str | None = None,
     ) -> Monitor:
-        """Run ``probe`` every ``every`` until the end of the test; each outcome is evidence."""
+        """Fire ``probe`` every ``every`` (open loop) until the end of the test; each outcome is evidence.
+
+        Up to ``concurrency`` calls run at once, so one hung call never delays the next; a
+        call running longer than ``timeout`` (default: the larger of 1 s and ``every``) is a
+        failure. Returns the :class:`Monitor` (``stop()`` ends it early).
+        """
         period = parse_duration(every, "every")
         if period <= 0:
-            raise ValueError("experiment.monitor: every must be > 0")
+            raise ValueError(f"experiment.monitor: every={every!r} must be > 0")
+        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+            raise ValueError(f"experiment.monitor: concurrency={concurrency!r} must be a whole number >= 1")
+        limit = None if timeout is None else parse_duration(timeout, "timeout")
+        if limit is not None and limit <= 0:
+            raise ValueError(f"experiment.monitor: timeout={timeout!r} must be > 0")
         checked = _probes.as_probe(probe)
-        monitor = Monitor(self.timeline, checked, period, name or checked.name)
+        monitor = Monitor(self.timeline, checked, period, name or checked.name, concurrency, limit)
         self.add_source(monitor)
         return monitor
 
@@ -285,8 +372,21 @@ class Experiment:
         return max(injected, default=None)
 
     def recovered(self) -> bool:
-        """Whether the live evidence already meets the recovery criteria after the last fault."""
-        return self.timeline.recovery_state().holds(self.criteria.successes, self.criteria.window)
+        """Whether the live evidence already shows recovery after the last fault.
+
+        True when the recovery criteria hold, or when the last fault caused no failure for
+        a whole ``recovery_window`` of evidence (nothing to recover from).
+        """
+        return self.timeline.recovery_state().settled(self.criteria.successes, self.criteria.window)
+
+    def evidence_may_come(self) -> bool:
+        """False once every registered evidence source has stopped: waiting cannot help then.
+
+        With no registered source (evidence recorded by hand) it cannot be known: True.
+        """
+        with self._lock:
+            sources = list(self._sources)
+        return not sources or any(getattr(source, "running", True) for source in sources)
 
     def wait_recovered(self, timeout: float | str | None = None, poll: float = 0.02) -> bool:
         """Block until the recovery criteria hold after the last fault, or the deadline passes.
@@ -303,8 +403,8 @@ class Experiment:
         while True:
             if self.recovered():
                 return True
-            if time.time() >= deadline or self.aborted:
-                return False
+            if time.time() >= deadline or self.aborted or not self.evidence_may_come():
+                return self.recovered()
             time.sleep(poll)
 
     def verify_writes(self, reader: Callable[..., Iterable[str]]) -> LedgerResult:
@@ -346,7 +446,7 @@ class Experiment:
         Returns revert errors so the caller can report them; never raises.
         """
         errors = self.revert_all()
-        if settle and self.faults and self._sources and not self.aborted:
+        if settle and self.faults and self._sources and not self.aborted and self.evidence_may_come():
             self.wait_recovered()
         with self._lock:
             sources, self._sources = self._sources[::-1], []

@@ -66,8 +66,9 @@ def test_rto_within_25ms_and_exactly_k_lost_writes(server: OrdersServer, load: A
     truth = server.reopened_at - record.injected_at
     assert server.reopened_at - server.refused_at == pytest.approx(2.0, abs=0.003)
     assert measurement.rto is not None
-    assert abs(measurement.rto - truth) <= RTO_TOLERANCE, (measurement.rto, truth, measurement.resolution)
-    assert measurement.resolution is not None and measurement.resolution < 0.010
+    assert truth <= measurement.rto <= truth + RTO_TOLERANCE, (measurement.rto, truth, measurement.uncertainty)
+    # 200 req/s open loop: recovery is bracketed within a few request spacings
+    assert measurement.uncertainty is not None and measurement.uncertainty < 0.025
 
     ledger = experiment.verify_writes(traffic.read_back)
     assert ledger.lost == lost

@@ -135,7 +135,8 @@ def test_sort_keys_order_cells_numerically_as_strings() -> None:
 def test_nfr_table_names_breaches_and_ledger() -> None:
     p = build(synthetic_experiment(budget=Budget(rto=1.0, rpo=0.0)))
     rows = {r[0]: r for r in html.nfr_rows(p)}
-    assert rows["RTO"][3] == "BREACH" and rows["RTO"][4].startswith("resolution ")
+    assert rows["RTO"][3] == "BREACH" and rows["RTO"][4].startswith("recovered between +")
+    assert "(±" in rows["RTO"][4]
     assert rows["RPO (time)"][3] == "BREACH" and "2 lost" in rows["RPO (time)"][4]
     assert rows["error rate"][3] == "-"
 
@@ -176,7 +177,7 @@ def test_schema_checker_accepts_a_real_entry_and_names_what_is_wrong() -> None:
     p = build(synthetic_experiment())
     doc: dict[str, Any] = {
         "schema": "pytest-resiliency/journal",
-        "version": 1,
+        "version": 2,
         "created": "2026-01-01T00:00:00+00:00",
         "tests": [{**p, "pytest_outcome": "failed", "xfail": False}],
     }
@@ -184,9 +185,9 @@ def test_schema_checker_accepts_a_real_entry_and_names_what_is_wrong() -> None:
     del doc["tests"][0]["summary"]["rto"]
     doc["tests"][0]["outcome"] = "maybe"
     doc["tests"][0]["series"]["ok"][0] = -1
-    doc["version"] = 2
+    doc["version"] = 1
     errors = journal_schema.validate(doc)
-    assert "$.version: 2 is not 1" in errors
+    assert "$.version: 1 is not 2" in errors
     assert "$.tests[0].summary: missing 'rto'" in errors
     assert any(e.startswith("$.tests[0].outcome: 'maybe' is not one of") for e in errors)
     assert "$.tests[0].series.ok[0]: -1 < minimum 0" in errors
