@@ -163,7 +163,12 @@ def check_junit(path: Path) -> None:
     for nodeid, outcome in EXPECTED.items():
         props = cases[nodeid]
         assert props["resiliency.outcome"] == outcome, nodeid
-        for name in ("resiliency.rto_s", "resiliency.rto_budget_s", "resiliency.rto_uncertainty_s", "resiliency.operations"):
+        for name in (
+            "resiliency.rto_s",
+            "resiliency.rto_budget_s",
+            "resiliency.rto_uncertainty_s",
+            "resiliency.operations",
+        ):
             assert float(props[name]) >= 0, (nodeid, name)
     assert float(cases["test_experiments.py::test_outage_breach"]["resiliency.rto_s"]) > 0.3
     assert cases["test_experiments.py::test_lost_writes"]["resiliency.lost_writes"] == "2"
