@@ -103,6 +103,38 @@ def test_chart_marks_fault_window_recovery_budget_and_lost_writes() -> None:
     assert svg.count('class="lost-write"') == 2 and "2 lost writes" in svg
 
 
+def test_chart_draws_the_recovery_bracket_and_its_uncertainty() -> None:
+    p = build(synthetic_experiment())
+    (episode,) = p["measurement"]["episodes"]
+    assert episode["recovery_from"] < episode["t_recovered"] == episode["recovery_by"]
+    svg = chart.render(p)
+    assert svg.count('class="recovery-bracket"') == 1
+    assert f"(±{chart.format_duration(episode['uncertainty'])})" in svg
+
+
+def test_the_journal_keeps_every_lost_key_and_the_chart_summarises() -> None:
+    exp = synthetic_experiment()
+    t0 = time.time() - 30
+    for i in range(300):
+        exp.record_write(f"gone-{i:03}", t0 + i * 0.01, t0 + i * 0.01 + 0.001, "ok")
+    exp.verify_writes(lambda keys: [k for k in keys if not k.startswith("gone-")])
+    p = build(exp)
+    ledger = p["measurement"]["ledger"]
+    assert ledger["lost"] == 300 and len(ledger["lost_keys"]) == 300
+    assert set(ledger["lost_keys"]) == {f"gone-{i:03}" for i in range(300)}
+    assert p["series"]["lost_total"] == 300 and len(p["series"]["lost_writes"]) == series.LOST_MARKS_SHOWN
+    assert "300 lost writes (200 shown)" in chart.render(p)
+
+
+def test_a_bucket_without_successes_is_a_gap_in_the_latency_chart_not_a_zero() -> None:
+    p = build(synthetic_experiment(ops=2000, seconds=20.0, outage=(8.0, 11.0)))
+    p99 = p["series"]["p99"]
+    empty = [i for i, (ok, v) in enumerate(zip(p["series"]["ok"], p99, strict=True)) if ok == 0]
+    assert empty and all(p99[i] is None for i in empty)
+    svg = chart.render(p)
+    assert svg.count(f'stroke="{chart.P99_COLOUR}"') >= 2  # the p99 line is broken by the outage
+
+
 def test_chart_of_an_experiment_without_evidence_says_so() -> None:
     exp = Experiment("t.py::test_empty", Budget(rto=1.0))
     svg = chart.render(build(exp))
