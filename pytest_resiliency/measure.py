@@ -228,6 +228,7 @@ class _Columns:
         self.start = [starts[i] for i in order]
         self.done = [starts[i] + latencies[i] for i in order]
         self.ok = [bool(oks[i]) for i in order]
+        self.longest = max(latencies, default=0.0)
 
 
 def _episode(
@@ -251,6 +252,14 @@ def _episode(
     failed = 0
     t_first_fail: float | None = None
     last_fail = -math.inf
+    # A failure in flight when the fault was injected (sent before, given up after) proves
+    # the service down at some point after t_inject: it counts as sent at t_inject.
+    i = lo - 1
+    while i >= 0 and start[i] >= t_inject - col.longest:
+        if not ok[i] and done[i] >= t_inject:
+            failed += 1
+            t_first_fail = last_fail = t_inject
+        i -= 1
     after_fail = lo  # index of the first operation sent strictly after the last failure
     for i in range(lo, hi):
         if not ok[i]:
@@ -258,7 +267,7 @@ def _episode(
             if t_first_fail is None:
                 t_first_fail = start[i]
             last_fail = start[i]
-    if failed:
+    if last_fail > -math.inf:
         after_fail = hi
         while after_fail > lo and start[after_fail - 1] > last_fail:
             after_fail -= 1

@@ -126,7 +126,7 @@ class _RecoveryTracker:
     def add(self, start: float, latency: float, ok: bool) -> None:
         self.latest = max(self.latest, start)
         if not ok:
-            if start >= self.injected:
+            if start + latency >= self.injected:  # sent after it, or in flight when it was injected
                 self.failed_since_injection = True
             self._move_boundary(start)
         elif start > self.boundary:

@@ -424,6 +424,26 @@ def test_a_success_sent_before_the_last_failure_does_not_prove_recovery() -> Non
     assert m.episodes[0].recovery_from == pytest.approx(T0 + 0.99, abs=1e-6)
 
 
+def test_a_failure_in_flight_when_the_fault_is_injected_is_evidence_of_the_outage() -> None:
+    """One blocking client: its request sent just before t_inject times out 1 s later; the
+    next one, sent at +1.0 s, is answered at the repair (+2.0 s). Without the first failure
+    the episode would show no failure at all, and RTO 0."""
+    tl = Timeline()
+    ops(tl, 0.0, 1.0, 0.01, True)
+    tl.fault_injected(fault(1.0, 1.0))
+    tl.add_operation(T0 + 0.999, 1.0, False, "GET /", "load", "Timeout")
+    tl.add_operation(T0 + 2.0, 1.0, True, "GET /", "load")  # held until the repair at +3.0 s
+    ops(tl, 3.0, 5.0, 0.01, True)
+    m = measure(tl.snapshot(), CRITERIA)
+    (e,) = m.episodes
+    assert e.failed == 1 and e.detection_delay == 0.0
+    assert m.rto == pytest.approx(2.0, abs=1e-6)
+    assert e.recovery_from == pytest.approx(T0 + 1.0, abs=1e-6)
+    assert m.baseline.failed == 1  # by its send time it is still a baseline operation
+    state = tl.recovery_state()
+    assert state.failed
+
+
 def test_clock_uncertainty_of_remote_load_hosts_widens_the_bracket() -> None:
     tl = scenario((1.0, 2.5))
     tl.mark(T0, "clock", "worker-1", offset_s=0.2, uncertainty_s=0.004)
