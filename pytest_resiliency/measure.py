@@ -17,14 +17,14 @@ The definitions are the contract in the README ("Measurement definitions"):
 
 from __future__ import annotations
 
-import bisect
-import itertools
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .budget import Budget, Criteria, format_duration
+from .columns import Columns, columns
+from .columns import percentile as percentile  # re-exported: the load stats and the chart use it
 from .timeline import WRITE_FAIL, WRITE_INDETERMINATE, WRITE_OK, Evidence, FaultRecord
 
 
@@ -217,22 +217,8 @@ def episodes_of(faults: Sequence[FaultRecord]) -> list[tuple[float, tuple[str, .
     return [(start, tuple(names)) for start, _, names in groups]
 
 
-class _Columns:
-    """The operations sorted once by send time: ``start``, ``done`` (completion), ``ok``."""
-
-    def __init__(self, evidence: Evidence) -> None:
-        starts, latencies, oks = evidence.op_start, evidence.op_latency, evidence.op_ok
-        order = range(len(starts))
-        if any(starts[i] > starts[i + 1] for i in range(len(starts) - 1)):
-            order = sorted(order, key=starts.__getitem__)  # type: ignore[assignment]
-        self.start = [starts[i] for i in order]
-        self.done = [starts[i] + latencies[i] for i in order]
-        self.ok = [bool(oks[i]) for i in order]
-        self.longest = max(latencies, default=0.0)
-
-
 def _episode(
-    col: _Columns,
+    col: Columns,
     lo: int,
     hi: int,
     t_inject: float,
@@ -247,47 +233,26 @@ def _episode(
     proves it up only by its completion, and only after the last failure if it was sent
     after it. So the recovery lies in ``(send of the last failure, completion of the
     first success sent after it]``: the RTO is the upper end, the width its uncertainty.
+    A failure in flight when the fault was injected (sent before, given up after) proves
+    the service down at some point after ``t_inject``: it counts as sent at ``t_inject``.
     """
-    start, done, ok = col.start, col.done, col.ok
-    failed = 0
-    t_first_fail: float | None = None
-    last_fail = -math.inf
-    # A failure in flight when the fault was injected (sent before, given up after) proves
-    # the service down at some point after t_inject: it counts as sent at t_inject.
-    i = lo - 1
-    while i >= 0 and start[i] >= t_inject - col.longest:
-        if not ok[i] and done[i] >= t_inject:
-            failed += 1
-            t_first_fail = last_fail = t_inject
-        i -= 1
-    after_fail = lo  # index of the first operation sent strictly after the last failure
-    for i in range(lo, hi):
-        if not ok[i]:
-            failed += 1
-            if t_first_fail is None:
-                t_first_fail = start[i]
-            last_fail = start[i]
-    if last_fail > -math.inf:
-        after_fail = hi
-        while after_fail > lo and start[after_fail - 1] > last_fail:
-            after_fail -= 1
-    prior = lo - 1
-    while prior >= 0 and not ok[prior]:
-        prior -= 1
-    up = [done[i] for i in range(lo, hi) if ok[i]]
-    if prior >= 0:
-        up.append(done[prior])
-    up.sort()
-    longest_gap = max((b - a for a, b in itertools.pairwise(up)), default=None)
+    failed, t_first_fail, last_fail = col.failures(lo, hi)
+    in_flight = col.failed_in_flight(lo, t_inject)
+    if in_flight:
+        failed += in_flight
+        t_first_fail = t_inject
+        last_fail = t_inject if last_fail is None else last_fail
     recovery_from = t_recovered = rto = uncertainty = None
     if hi > lo and not failed:
         rto = uncertainty = 0.0
-    elif failed and hi - after_fail >= criteria.successes:
-        first_up = min(done[i] for i in range(after_fail, hi))
-        if start[hi - 1] - first_up >= criteria.window and first_up + clock - t_inject <= criteria.timeout:
-            recovery_from, t_recovered = last_fail - clock, first_up + clock
-            rto = t_recovered - t_inject
-            uncertainty = t_recovered - recovery_from
+    elif last_fail is not None:
+        after = col.sent_after(last_fail, lo, hi)
+        if hi - after >= max(criteria.successes, 1):
+            first_up = col.first_done(after, hi)
+            if col.start(hi - 1) - first_up >= criteria.window and first_up + clock - t_inject <= criteria.timeout:
+                recovery_from, t_recovered = last_fail - clock, first_up + clock
+                rto = t_recovered - t_inject
+                uncertainty = t_recovered - recovery_from
     return Episode(
         t_inject=t_inject,
         faults=names,
@@ -301,44 +266,24 @@ def _episode(
         uncertainty=uncertainty,
         detection_delay=None if t_first_fail is None else t_first_fail - t_inject,
         outage=None if t_recovered is None or t_first_fail is None else t_recovered - t_first_fail,
-        longest_gap=longest_gap,
+        longest_gap=col.longest_gap(lo, hi),
         timeout=criteria.timeout,
     )
 
 
-def percentile(sorted_values: Sequence[float], q: float) -> float | None:
-    """Nearest-rank percentile (no interpolation: every figure is an observed latency)."""
-    if not sorted_values:
-        return None
-    rank = max(1, math.ceil(q * len(sorted_values)))
-    return sorted_values[rank - 1]
-
-
-def window_stats(evidence: Evidence, start: float | None, end: float | None) -> WindowStats:
-    """Error rate and success latency percentiles for operations starting in [start, end)."""
-    latencies: list[float] = []
-    operations = failed = 0
-    first = last = None
-    for s, latency, ok in zip(evidence.op_start, evidence.op_latency, evidence.op_ok, strict=True):
-        if (start is not None and s < start) or (end is not None and s >= end):
-            continue
-        operations += 1
-        first = s if first is None else min(first, s)
-        last = s if last is None else max(last, s)
-        if ok:
-            latencies.append(latency)
-        else:
-            failed += 1
-    latencies.sort()
+def _window_stats(col: Columns, start: float | None, end: float | None) -> WindowStats:
+    """Error rate and success latency percentiles for operations sent in ``[start, end)``."""
+    lo, hi = col.span(start, end)
+    operations, failed, (p50, p95, p99) = col.window(lo, hi)
     return WindowStats(
-        start=first,
-        end=last,
+        start=col.start(lo) if operations else None,
+        end=col.start(hi - 1) if operations else None,
         operations=operations,
         failed=failed,
         error_rate=failed / operations if operations else None,
-        p50=percentile(latencies, 0.50),
-        p95=percentile(latencies, 0.95),
-        p99=percentile(latencies, 0.99),
+        p50=p50,
+        p95=p95,
+        p99=p99,
     )
 
 
@@ -418,20 +363,19 @@ def measure(
     if source is not None:
         evidence = _only_source(evidence, source)
     groups = episodes_of(evidence.faults)
-    col = _Columns(evidence)
+    col = columns(evidence)
     clock = clock_uncertainty(evidence)
     episodes = []
     for i, (t_inject, names) in enumerate(groups):
         end = groups[i + 1][0] if i + 1 < len(groups) else None
-        lo = bisect.bisect_left(col.start, t_inject)
-        hi = len(col.start) if end is None else bisect.bisect_left(col.start, end)
+        lo, hi = col.span(t_inject, end)
         episodes.append(_episode(col, lo, hi, t_inject, end, names, criteria, clock))
     first_inject = groups[0][0] if groups else None
-    baseline = window_stats(evidence, None, first_inject)
+    baseline = _window_stats(col, None, first_inject)
     if first_inject is None:
-        fault_window = window_stats(evidence, math.inf, None)
+        fault_window = _window_stats(col, math.inf, None)
     else:
-        fault_window = window_stats(evidence, first_inject, fault_window_end(evidence.faults, episodes, criteria))
+        fault_window = _window_stats(col, first_inject, fault_window_end(evidence.faults, episodes, criteria))
     alerts = [m.at for m in evidence.marks if m.kind == "alert"]
     alert_delay = None
     if first_inject is not None:

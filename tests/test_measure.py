@@ -503,3 +503,45 @@ def test_the_bracket_contains_the_true_recovery_and_the_rto_never_undershoots(
     assert e.recovery_from is not None and e.t_recovered is not None and m.rto is not None
     assert e.recovery_from <= T0 + up <= e.t_recovered + 1e-6
     assert m.rto >= up - 1e-6
+
+
+# -- the two column backends agree ----------------------------------------------------
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(min_value=0, max_value=10**6),
+    faults=st.integers(min_value=0, max_value=4),
+    clients=st.integers(min_value=1, max_value=4),
+    timeout=st.sampled_from([0.05, 0.3, 1.0]),
+    mode=st.sampled_from(["refuse", "hang"]),
+)
+def test_numpy_and_pure_backends_give_identical_measurements(
+    seed: int, faults: int, clients: int, timeout: float, mode: str
+) -> None:
+    """numpy is only a speed-up: every figure, to the last bit, is the pure path's."""
+    pytest.importorskip("numpy")
+    from pytest_resiliency import columns as backend
+
+    rng = random.Random(seed)
+    tl = closed_loop(clients, timeout, mode, (rng.uniform(0, 0.5), rng.uniform(0.6, 2.0)), rng.uniform(0, 0.1), 3.5)
+    for i in range(faults):
+        tl.fault_injected(fault(0.5 + i * 0.7, 0.6 + i * 0.7 + rng.uniform(0, 1), f"extra{i}"))
+    evidence = tl.snapshot()
+    rows = list(zip(evidence.op_start, evidence.op_latency, evidence.op_ok, strict=True))
+    rng.shuffle(rows)  # arrival order is not send order
+    shuffled = Timeline()
+    for record in evidence.faults:
+        shuffled.fault_injected(record)
+    for start, latency, ok in rows:
+        shuffled.add_operation(start, latency, bool(ok), "GET /", "load")
+    shuffled_evidence = shuffled.snapshot()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(backend, "NUMPY_FROM", 10**12)
+        pure = measure(shuffled_evidence, CRITERIA).as_dict()
+        assert type(backend.columns(shuffled_evidence)).__name__ == "_PureColumns"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(backend, "NUMPY_FROM", 0)
+        fast = measure(shuffled_evidence, CRITERIA).as_dict()
+        assert type(backend.columns(shuffled_evidence)).__name__ == "_NumpyColumns"
+    assert fast == pure
