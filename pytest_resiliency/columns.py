@@ -174,7 +174,7 @@ class _NumpyColumns:
             up = np.append(up, self._done[before[-1]])
         if len(up) < 2:
             return None
-        return float(np.diff(np.sort(up)).max())
+        return float(np.diff(np.sort(up, kind="stable")).max())  # timsort: completions come nearly sorted
 
     def window(self, lo: int, hi: int) -> tuple[int, int, list[float | None]]:
         latencies = self._np.sort(self._lat[lo:hi][self._ok[lo:hi]])

@@ -83,6 +83,22 @@ def test_series_latency_percentiles_and_lost_writes_are_placed_in_their_bucket()
     assert [round(x, 2) for x in s["lost_writes"]] == [7.41, 7.46]
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_numpy_and_pure_series_are_identical(seed: int) -> None:
+    pytest.importorskip("numpy")
+    rng = random.Random(seed)
+    exp = synthetic_experiment(ops=rng.randint(50, 3000), seconds=rng.uniform(0.5, 900.0))
+    evidence = exp.timeline.snapshot()
+    start, end = series.span_of(evidence, exp.started_at, time.time())
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(series, "NUMPY_FROM", 10**12)
+        pure = series.bucketed(evidence, start, end), series.span_of(evidence, 0.0, 1.0)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(series, "NUMPY_FROM", 0)
+        fast = series.bucketed(evidence, start, end), series.span_of(evidence, 0.0, 1.0)
+    assert fast == pure
+
+
 def test_bucket_width_rejects_nonsense_and_grows_past_the_table() -> None:
     with pytest.raises(ValueError, match="max_buckets=0 must be >= 1"):
         series.bucket_width(10.0, 0)
