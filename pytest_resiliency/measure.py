@@ -405,8 +405,9 @@ def clock_uncertainty(evidence: Evidence) -> float:
     Evidence from another host's clock widens every recovery bracket by this much on
     both sides, so a skew can never make a PASS that the truth would not.
     """
-    values = [float(m.detail.get("uncertainty_s", 0.0)) for m in evidence.marks if m.kind == "clock"]
-    return max((v for v in values if math.isfinite(v) and v > 0), default=0.0)
+    values = [m.detail.get("uncertainty_s") for m in evidence.marks if m.kind == "clock"]
+    numbers = [float(v) for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    return max((v for v in numbers if math.isfinite(v) and v > 0), default=0.0)
 
 
 def fault_window_end(faults: Sequence[FaultRecord], episodes: Sequence[Episode], criteria: Criteria) -> float | None:

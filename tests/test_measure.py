@@ -448,6 +448,7 @@ def test_clock_uncertainty_of_remote_load_hosts_widens_the_bracket() -> None:
     tl = scenario((1.0, 2.5))
     tl.mark(T0, "clock", "worker-1", offset_s=0.2, uncertainty_s=0.004)
     tl.mark(T0, "clock", "worker-2", offset_s=-0.1, uncertainty_s=0.003)
+    tl.mark(T0, "clock", "worker-3", offset_s=None, uncertainty_s=None)  # not estimated yet
     m = measure(tl.snapshot(), CRITERIA)
     assert m.clock_uncertainty == 0.004
     assert m.rto == pytest.approx(1.506, abs=1e-6)
