@@ -66,7 +66,7 @@ def repo_path(location_path: str, rootdir: Path, workspace: str | None) -> str:
     return Path(location_path).as_posix()
 
 
-def annotations(
+def commands(
     entries: list[dict[str, Any]],
     locations: Mapping[str, tuple[str, int | None]],
     rootdir: Path,
@@ -94,7 +94,9 @@ def annotations(
             out.append(command("error", f"{nodeid}: {why}", title=title, **where))
         note = entry["summary"].get("evidence_note")
         if note:
-            out.append(command("warning", f"{nodeid}: {note}", title=f"resiliency evidence too sparse: {name}", **where))
+            out.append(
+                command("warning", f"{nodeid}: {note}", title=f"resiliency evidence too sparse: {name}", **where)
+            )
     return out
 
 

@@ -109,8 +109,8 @@ class JUnitFigures:
         self.system_out = system_out and writable
         # pytest merges captured stdout into one <system-out> at teardown when it logs it;
         # joining that keeps a single element per test case, which is what consumers read.
-        self.merge_with_captured = (
-            getattr(xml, "logging", "no") in CAPTURED_TO_SYSTEM_OUT and getattr(xml, "log_passing_tests", True)
+        self.merge_with_captured = getattr(xml, "logging", "no") in CAPTURED_TO_SYSTEM_OUT and getattr(
+            xml, "log_passing_tests", True
         )
         self._headlines: dict[tuple[str, Any], str] = {}
 

@@ -47,7 +47,10 @@ def render(entries: list[dict[str, Any]], title: str = "Resiliency scorecard", u
     lines = [f"## {title}", "", headline(ordered), ""]
     if unmarked:
         noun = "test" if unmarked == 1 else "tests"
-        lines += [f"_{unmarked} {noun} measured without a resiliency marker (no budget, not judged) are not listed._", ""]
+        lines += [
+            f"_{unmarked} {noun} measured without a resiliency marker (no budget, not judged) are not listed._",
+            "",
+        ]
     if not ordered:
         return "\n".join([*lines, "No resiliency experiment ran.", ""])
     lines.append("| " + " | ".join(HEADERS) + " |")
