@@ -165,7 +165,5 @@ class ResultCollector:
         if self.summary_md is not None:
             terminalreporter.write_line(f"resiliency summary: {self.summary_md}")
         if github.enabled(str(self.config.getini("resiliency_github_annotations")), os.environ):
-            for command in github.commands(
-                experiments, self._locations, self.config.rootpath, github.workspace_from()
-            ):
+            for command in github.commands(experiments, self._locations, self.config.rootpath, github.workspace_from()):
                 terminalreporter.write_line(command)

@@ -137,6 +137,9 @@ def _flow(items: list[str], width: int, indent: str, sep: str = " · ") -> list[
             lines.append(indent + current)
             candidate = item
         current = candidate
+        if len(indent) + len(current) > width:  # one item longer than a line: wrap it at spaces
+            *full, current = textwrap.wrap(current, width=max(width - len(indent), 20)) or [""]
+            lines += [indent + part for part in full]
     if current:
         lines.append(indent + current)
     return lines
@@ -148,23 +151,22 @@ def _worst(entry: dict[str, Any], key: str) -> float | None:
     return max(numbers) if numbers else None
 
 
-def details(entry: dict[str, Any]) -> list[str]:
-    """Every figure of one experiment, as sentences (``-v``); the caller wraps them."""
+def details(entry: dict[str, Any]) -> list[list[str]]:
+    """Every figure of one experiment (``-v``): one list of items per line of thought."""
     s, b = entry["summary"], entry["budget"]
     out = []
     if entry.get("verdict", {}).get("line"):
-        out.append(f"{verdict_label(entry)}: {entry['verdict']['line']}")
-    for error in entry.get("errors") or []:
-        out.append(f"error: {error}")
+        out.append([f"{verdict_label(entry)}: {entry['verdict']['line']}"])
+    out += [[f"error: {error}"] for error in entry.get("errors") or []]
     if entry.get("aborted"):
-        out.append(f"aborted: {entry['aborted']}")
+        out.append([f"aborted: {entry['aborted']}"])
     recovery = [f"RTO {_rto(s, b['rto'])}" if s.get("rto") is not None else f"RTO {s.get('rto_status')}"]
     for label, key in (("detection", "detection_delay"), ("outage", "outage"), ("longest gap", "longest_gap")):
         value = _worst(entry, key)
         if value is not None:
             recovery.append(f"{label} {format_duration(value)}")
     recovery.append(f"{s.get('failed_operations', 0)} failed of {s.get('operations', 0)} operations")
-    out.append(", ".join(recovery))
+    out.append(recovery)
     figures = [f"RPO {_rpo(s, b)}", f"error rate {_rate(s['error_rate'], b['error_rate'])}"]
     figures = [f for f in figures if not f.endswith(" -")]
     p99 = f"p99 {_seconds(s['p99'], b['p99'])}"
@@ -173,9 +175,9 @@ def details(entry: dict[str, Any]) -> list[str]:
     figures.append(p99)
     if s.get("alert_delay") is not None or b.get("alert_within") is not None:
         figures.append(f"alert {_seconds(s.get('alert_delay'), b.get('alert_within'))}")
-    out.append(", ".join(figures))
+    out.append(figures)
     if s.get("evidence_note"):
-        out.append(f"evidence: {s['evidence_note']}")
+        out.append([f"evidence: {s['evidence_note']}"])
     return out
 
 
@@ -197,8 +199,8 @@ def render(
         for entry in _ordered(experiments):
             lines.append("")
             lines += textwrap.wrap(entry["nodeid"], width=width) or [""]
-            for sentence in details(entry):
-                lines += textwrap.wrap(sentence, width=width, initial_indent="    ", subsequent_indent="      ")
+            for items in details(entry):
+                lines += _flow(items, width, "    ", sep=", ")
     if unmarked:
         if lines:
             lines.append("")
