@@ -354,6 +354,35 @@ def test_xdist_with_captured_output_keeps_one_system_out_per_case(
         assert len(list(read[name].iterchildren(junitparser.SystemOut))) == 1, name
     check_figures({name: junit.parse_property_lines(read[name].system_out or "") for name in FIGURES_OF})
     assert "captured by the test" in read[LONG].system_out
+    # the marker travels with the report from the worker: the fixture-only test is still told apart
+    assert "1 test measured without a resiliency marker (no budget, not judged); -v lists them" in result.stdout.lines
+
+
+FIXTURE_ONLY = """
+from pytest_resiliency import probes
+
+
+def test_uses_the_fixture_only(experiment):
+    experiment.monitor(probes.call(lambda: True), every="10ms")
+    assert experiment.wait_recovered(timeout="2s")
+"""
+
+
+def test_a_suite_without_marked_experiments_prints_no_resiliency_summary(pytester: pytest.Pytester) -> None:
+    """The plugin's own tests use the fixture without the marker: no rows that read like verdicts."""
+    pytester.makepyfile(test_fixture_only=FIXTURE_ONLY)
+    result = pytester.runpytest_subprocess(*QUIET)
+    result.assert_outcomes(passed=1)
+    assert "resiliency summary" not in result.stdout.str()
+    verbose = pytester.runpytest_subprocess(*QUIET, "-v")
+    verbose.stdout.fnmatch_lines(
+        [
+            "*= resiliency summary =*",
+            "1 test measured without a resiliency marker (no budget, not judged):",
+            "    test_fixture_only.py::test_uses_the_fixture_only  RTO no fault",
+        ]
+    )
+    assert "PASS" not in verbose.stdout.str().split("resiliency summary")[1]
 
 
 def test_properties_under_xunit2_are_an_explicit_choice_that_breaks_the_schema(

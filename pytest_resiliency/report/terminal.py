@@ -127,21 +127,28 @@ def _stacked(rows: list[tuple[str, ...]], width: int) -> list[str]:
     return lines
 
 
-def _flow(items: list[str], width: int, indent: str, sep: str = " · ") -> list[str]:
-    """Join ``items`` with ``sep`` into lines of at most ``width``, breaking only between items."""
+def _flow(items: list[str], width: int, indent: str, sep: str = " · ", hang: str = "") -> list[str]:
+    """Join ``items`` with ``sep`` into lines of at most ``width``, breaking only between items.
+
+    Lines after the first are indented by ``hang`` more; an item longer than a line is wrapped
+    at its spaces.
+    """
     lines: list[str] = []
     current = ""
     for item in items:
+        prefix = indent if not lines else indent + hang
         candidate = f"{current}{sep}{item}" if current else item
-        if current and len(indent) + len(candidate) > width:
-            lines.append(indent + current)
-            candidate = item
+        if current and len(prefix) + len(candidate) > width:
+            lines.append(prefix + current)
+            prefix, candidate = indent + hang, item
         current = candidate
-        if len(indent) + len(current) > width:  # one item longer than a line: wrap it at spaces
-            *full, current = textwrap.wrap(current, width=max(width - len(indent), 20)) or [""]
-            lines += [indent + part for part in full]
+        if len(prefix) + len(current) > width:
+            parts = textwrap.wrap(current, width=max(width - len(indent + hang), 20)) or [""]
+            *full, current = parts
+            for part in full:
+                lines.append((indent if not lines else indent + hang) + part)
     if current:
-        lines.append(indent + current)
+        lines.append((indent if not lines else indent + hang) + current)
     return lines
 
 
@@ -200,7 +207,7 @@ def render(
             lines.append("")
             lines += textwrap.wrap(entry["nodeid"], width=width) or [""]
             for items in details(entry):
-                lines += _flow(items, width, "    ", sep=", ")
+                lines += _flow(items, width, "    ", sep=", ", hang="  ")
     if unmarked:
         if lines:
             lines.append("")
