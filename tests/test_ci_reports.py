@@ -86,15 +86,23 @@ def test_table_fits_the_width_it_is_given(columns: int) -> None:
     lines = terminal.table(entries, width)
     assert max(len(line) for line in lines) <= width
     assert lines[0].startswith("test") and "verdict" in lines[0]  # still a table, not stacked
-    assert all("..." in line for line in lines[2:])
+    assert lines[0].startswith("test (in resiliency_tests/)")  # the shared directory, said once
+    assert all("..." in line and not line.startswith("resiliency_tests/") for line in lines[2:])
     assert all("2.01s (±980ms) / 5.00s" in line for line in lines[2:])
 
 
-def test_a_narrow_terminal_stacks_each_experiment_on_two_lines() -> None:
+def test_node_ids_that_fit_are_shown_whole() -> None:
+    lines = terminal.table([entry("resiliency_tests/test_a.py::test_a"), entry("resiliency_tests/test_b.py::test_b")])
+    assert lines[0].startswith("test ") and "(in" not in lines[0]
+    assert lines[2].startswith("resiliency_tests/test_a.py::test_a ")
+
+
+def test_a_narrow_terminal_stacks_each_experiment_under_its_node_id() -> None:
     lines = terminal.table([entry(rto_uncertainty=0.98)], 60)
     assert max(len(line) for line in lines) <= 60
-    assert lines[0].startswith("PASS") and lines[0].endswith("tests/test_x.py::test_x")
-    assert "RTO 2.01s (±980ms) / 5.00s" in lines[1] and all(line.startswith("    ") for line in lines[1:])
+    assert lines[0] == "tests/test_x.py::test_x"
+    assert lines[1].startswith("    PASS · RTO 2.01s (±980ms) / 5.00s")
+    assert all(line.startswith("    ") for line in lines[1:])
 
 
 def test_verbose_details_carry_every_figure_and_the_evidence_note() -> None:
@@ -411,3 +419,10 @@ def test_bad_report_options_are_usage_errors(pytester: pytest.Pytester, option: 
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-o", option)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"*{message}*"])
+
+
+def test_scorecard_headline_tells_expected_breaches_from_real_ones() -> None:
+    real = {**entry("t.py::real"), "outcome": "breach"}
+    expected = {**entry("t.py::expected"), "outcome": "breach", "xfail": True}
+    line = summary_md.headline([real, expected, entry("t.py::fine")])
+    assert "❌ 1 breach" in line and "1 expected to fail (xfail)" in line and "✅ 1 passed" in line

@@ -26,9 +26,12 @@ def _code(text: str) -> str:
 
 
 def headline(entries: list[dict[str, Any]]) -> str:
-    counts = {k: sum(1 for e in entries if e["outcome"] == k) for k in ICONS}
+    expected = [e for e in entries if e.get("xfail")]
+    counts = {k: sum(1 for e in entries if e["outcome"] == k and not e.get("xfail")) for k in ICONS}
     parts = [f"**{len(entries)} experiment{'s' if len(entries) != 1 else ''}**"]
     parts += [f"{ICONS[k]} {n} {'passed' if k == 'pass' else k}" for k, n in counts.items() if n]
+    if expected:
+        parts.append(f"{len(expected)} expected to fail (xfail)")
     rtos = [e["summary"]["rto"] for e in entries if e["summary"]["rto"] is not None]
     if rtos:
         parts.append(f"worst RTO {format_duration(max(rtos))}")

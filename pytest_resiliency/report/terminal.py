@@ -8,6 +8,7 @@ lines instead of one. ``-v`` adds the full node id and every figure per experime
 
 from __future__ import annotations
 
+import os
 import textwrap
 from collections.abc import Iterable
 from typing import Any
@@ -23,6 +24,7 @@ GAP = "  "
 ELLIPSIS = "..."
 # Below this the test column says too little to be worth a table row: stack instead.
 MIN_TEST_WIDTH = 24
+STACK_INDENT = "    "
 
 
 def rto_text(summary: dict[str, Any]) -> str | None:
@@ -97,33 +99,50 @@ def _ordered(entries: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
     return sorted(entries, key=lambda e: e["nodeid"])
 
 
+def common_dir(nodeids: list[str]) -> str:
+    """The directory every node id starts with (``resiliency_tests/``), or ``""``."""
+    if len(nodeids) < 2:
+        return ""
+    paths = [n.split("::", 1)[0] for n in nodeids]
+    shared = os.path.commonprefix(paths)
+    return shared[: shared.rfind("/") + 1]
+
+
 def table(entries: list[dict[str, Any]], width: int = DEFAULT_WIDTH) -> list[str]:
     """Aligned lines no wider than ``width``; measured / budget in every NFR cell.
 
-    The test column takes what the figures leave; below :data:`MIN_TEST_WIDTH` the
-    experiments are stacked (verdict and node id, then the figures indented beneath).
+    When the node ids do not fit, the directory they all share moves into the header
+    (``test (in resiliency_tests/)``) and what is left is shortened in the middle. Below
+    :data:`MIN_TEST_WIDTH` the experiments are stacked (the node id, then the verdict and
+    figures indented beneath).
     """
     rows = [row(e) for e in _ordered(entries)]
     widths = [max(len(r[i]) for r in [HEADERS, *rows]) for i in range(len(HEADERS))]
     fixed = sum(widths[1:]) + len(GAP) * (len(HEADERS) - 1)
-    test_width = min(widths[0], width - fixed)
-    if test_width < MIN_TEST_WIDTH:
+    room = width - fixed
+    if room < MIN_TEST_WIDTH:
         return _stacked(rows, width)
+    header = HEADERS[0]
+    if widths[0] > room:
+        prefix = common_dir([r[0] for r in rows])
+        if prefix:
+            header = f"test (in {prefix})"
+            rows = [(r[0][len(prefix) :], *r[1:]) for r in rows]
+    test_width = min(max(len(header), *(len(r[0]) for r in rows)), room)
     widths[0] = test_width
-    shown = [HEADERS] + [(shorten(r[0], test_width), *r[1:]) for r in rows]
+    shown = [(shorten(header, test_width), *HEADERS[1:])] + [(shorten(r[0], test_width), *r[1:]) for r in rows]
     lines = [GAP.join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in shown]
     lines.insert(1, GAP.join("-" * w for w in widths))
     return lines
 
 
 def _stacked(rows: list[tuple[str, ...]], width: int) -> list[str]:
-    label_width = max(len(r[5]) for r in rows)
-    indent = " " * (label_width + len(GAP))
+    """Two lines or more per experiment: the node id, then its verdict and figures indented."""
     lines = []
     for r in rows:
-        lines.append(r[5].ljust(label_width) + GAP + shorten(r[0], max(width - len(indent), 8)))
+        lines.append(shorten(r[0], width))
         items = [f"{name} {cell}" for name, cell in zip(HEADERS[1:5], r[1:5], strict=True) if cell != "-"]
-        lines += _flow(items, width, indent)
+        lines += _flow([r[5], *items], width, STACK_INDENT)
     return lines
 
 
