@@ -426,3 +426,10 @@ def test_scorecard_headline_tells_expected_breaches_from_real_ones() -> None:
     expected = {**entry("t.py::expected"), "outcome": "breach", "xfail": True}
     line = summary_md.headline([real, expected, entry("t.py::fine")])
     assert "❌ 1 breach" in line and "1 expected to fail (xfail)" in line and "✅ 1 passed" in line
+
+
+def test_common_dir_is_whole_directories_only() -> None:
+    assert terminal.common_dir(["a/b/test_x.py::t", "a/b/c/test_y.py::t"]) == "a/b/"
+    assert terminal.common_dir(["a/test_x.py::t1", "a/test_x.py::t2"]) == "a/"
+    assert terminal.common_dir(["ab/test_x.py::t", "ac/test_y.py::t"]) == ""
+    assert terminal.common_dir(["test_x.py::t", "a/test_y.py::t"]) == ""

@@ -8,7 +8,7 @@ lines instead of one. ``-v`` adds the full node id and every figure per experime
 
 from __future__ import annotations
 
-import os
+import posixpath
 import textwrap
 from collections.abc import Iterable
 from typing import Any
@@ -103,9 +103,11 @@ def common_dir(nodeids: list[str]) -> str:
     """The directory every node id starts with (``resiliency_tests/``), or ``""``."""
     if len(nodeids) < 2:
         return ""
-    paths = [n.split("::", 1)[0] for n in nodeids]
-    shared = os.path.commonprefix(paths)
-    return shared[: shared.rfind("/") + 1]
+    dirs = [posixpath.dirname(n.split("::", 1)[0]) for n in nodeids]
+    if not all(dirs):
+        return ""
+    shared = posixpath.commonpath(dirs)
+    return f"{shared}/" if shared else ""
 
 
 def table(entries: list[dict[str, Any]], width: int = DEFAULT_WIDTH) -> list[str]:
