@@ -22,6 +22,13 @@ DATA = Path(__file__).parent / "data" / "junit"
 QUIET = ("-p", "no:cacheprovider", "-p", "no:benchmark", "-W", "error")
 
 
+@pytest.fixture(autouse=True)
+def not_under_github_actions(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Inner runs inherit the environment: a CI job on GitHub must not change what they print."""
+    monkeypatch.delenv("GITHUB_ACTIONS", raising=False)
+    monkeypatch.delenv("GITHUB_WORKSPACE", raising=False)
+
+
 @pytest.fixture(scope="module")
 def xunit2_schema() -> xmlschema.XMLSchema:
     return xmlschema.XMLSchema(str(DATA / "junit-10.xsd"))
