@@ -157,7 +157,7 @@ class ResultCollector:
             cap = options.summary_width(self.config)
             full = self.config.get_terminal_writer().fullwidth
             width = min(full, cap) if cap else full
-            terminalreporter.write_sep("=", "resiliency summary", fullwidth=min(full, width))
+            terminalreporter.write_sep("=", "resiliency summary", fullwidth=width)
             for line in terminal.render(experiments, width=width, verbose=verbose, unmarked=unmarked):
                 terminalreporter.write_line(line)
         if self.journal is not None:
