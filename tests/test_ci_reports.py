@@ -356,11 +356,19 @@ def test_xunit1_keeps_testcase_properties_valid_against_its_schema(
     )
 
 
-def test_xdist_with_captured_output_keeps_one_system_out_per_case(
-    pytester: pytest.Pytester, xunit2_schema: xmlschema.XMLSchema
+@pytest.mark.parametrize(
+    "options",
+    [
+        ["-n", "2", "-o", "junit_logging=all"],
+        ["-o", "junit_logging=system-out", "-o", "junit_log_passing_tests=false"],
+    ],
+    ids=["xdist-logging-all", "failures-only-logging"],
+)
+def test_captured_output_and_figures_share_one_system_out_per_case(
+    pytester: pytest.Pytester, xunit2_schema: xmlschema.XMLSchema, options: list[str]
 ) -> None:
     make_suite(pytester)
-    result = pytester.runpytest_subprocess(*QUIET, "-n", "2", "-o", "junit_logging=all", "--junitxml=junit.xml")
+    result = pytester.runpytest_subprocess(*QUIET, *options, "--junitxml=junit.xml")
     result.assert_outcomes(passed=3, failed=1)
     path = pytester.path / "junit.xml"
     xunit2_schema.validate(str(path))
@@ -368,7 +376,8 @@ def test_xdist_with_captured_output_keeps_one_system_out_per_case(
     for name in FIGURES_OF:
         assert len(list(read[name].iterchildren(junitparser.SystemOut))) == 1, name
     check_figures({name: junit.parse_property_lines(read[name].system_out or "") for name in FIGURES_OF})
-    assert "captured by the test" in read[LONG].system_out
+    logs_passing = "junit_log_passing_tests=false" not in options
+    assert ("captured by the test" in read[LONG].system_out) is logs_passing
     # the marker travels with the report from the worker: the fixture-only test is still told apart
     assert "1 test measured without a resiliency marker (no budget, not judged); -v lists them" in result.stdout.lines
 

@@ -107,11 +107,11 @@ class JUnitFigures:
         keep, system_out = placement(mode, getattr(xml, "family", "xunit1"))
         self.keep_properties = keep or not writable  # never drop what cannot be written elsewhere
         self.system_out = system_out and writable
-        # pytest merges captured stdout into one <system-out> at teardown when it logs it;
-        # joining that keeps a single element per test case, which is what consumers read.
-        self.merge_with_captured = getattr(xml, "logging", "no") in CAPTURED_TO_SYSTEM_OUT and getattr(
-            xml, "log_passing_tests", True
-        )
+        # When pytest logs captured output it writes one <system-out> per test case: at
+        # teardown, or (junit_log_passing_tests=false) with the failure at call. Joining it
+        # there keeps a single element, which is the one consumers read.
+        self.captured = getattr(xml, "logging", "no") in CAPTURED_TO_SYSTEM_OUT
+        self.log_passing = bool(getattr(xml, "log_passing_tests", True))
         self._headlines: dict[tuple[str, Any], str] = {}
 
     def handle(self, report: pytest.TestReport, payload: dict[str, Any] | None) -> None:
@@ -123,14 +123,17 @@ class JUnitFigures:
             return
         if not self.keep_properties:
             report.user_properties = [p for p in report.user_properties if not str(p[0]).startswith(PREFIX)]
-        if self.system_out and report.when == "teardown":
-            text = "\n".join([self._headlines.pop(key, "resiliency"), *property_lines(figures)]) + "\n"
-            self._write(report, text)
+        if not self.system_out or key not in self._headlines:
+            return  # not wanted, or already written with the failure
+        with_failure = self.captured and not self.log_passing and report.when == "call" and report.failed
+        if report.when == "teardown" or with_failure:
+            text = "\n".join([self._headlines.pop(key), *property_lines(figures)]) + "\n"
+            if self.captured and (self.log_passing or with_failure):
+                report.sections.append((SECTION, text))  # pytest writes it with the captured output
+            else:
+                self._write(report, text)
 
     def _write(self, report: pytest.TestReport, text: str) -> None:
-        if self.merge_with_captured:
-            report.sections.append((SECTION, text))
-            return
         try:
             from _pytest.junitxml import bin_xml_escape
 
