@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from junit_figures import case_figures
 
 from pytest_resiliency.report.journal_schema import validate
 
@@ -145,8 +146,7 @@ def junit_cases(path: Path) -> dict[str, dict[str, str]]:
     root = ET.parse(path).getroot()
     out = {}
     for case in root.iter("testcase"):
-        props = {p.get("name", ""): p.get("value", "") for p in case.iter("property")}
-        out[f"test_experiments.py::{case.get('name')}"] = props
+        out[f"test_experiments.py::{case.get('name')}"] = case_figures(case)
     return out
 
 
