@@ -311,7 +311,7 @@ def test_default_xunit2_validates_and_its_figures_are_output_lines(
     }
     check_figures(figures)
     assert read["test_breach"].system_out.startswith("resiliency: BREACH · RTO ")
-    assert re.search(r"RTO \S+ > budget 100ms", read["test_breach"].system_out)
+    assert re.search(r"RTO \S+ \(±\S+\) > budget 100ms", read["test_breach"].system_out)
     assert read["test_plain"].system_out is None
     assert suite_properties(path)["resiliency.breaches"] == "1"
 
@@ -330,7 +330,7 @@ def test_default_xunit2_validates_and_its_figures_are_output_lines(
         # pytest locates a decorated test at its first decorator: here, the budget that was breached
         f"::error file=test_ci_suite.py,line={line},title=resiliency budget breached%3A test_breach::"
     )
-    assert re.search(r"::test_ci_suite.py::test_breach: RTO \S+ > budget 100ms", annotation[0])
+    assert re.search(r"::test_ci_suite.py::test_breach: RTO \S+ \(±\S+\) > budget 100ms", annotation[0])
 
 
 def test_xunit1_keeps_testcase_properties_valid_against_its_schema(
