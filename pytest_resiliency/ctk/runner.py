@@ -129,9 +129,13 @@ def _middle(value: str, limit: int = SHOWN) -> str:
 def shown(output: Any, tolerance: Any) -> str:
     """What a failure line shows of a probe's output: first the part the tolerance judged.
 
-    A process or HTTP probe returns ``{"status": ..., "stdout"/"body": ...}`` and an integer
-    (or list of integers) tolerance judges the status: the line leads with it.
+    A process or HTTP probe returns ``{"status": ..., "stdout"/"body": ...}``: a tolerance with
+    a ``target`` judges that entry, an integer (or list of integers) judges the status; the
+    line leads with it, and long text keeps its head and its tail.
     """
+    target = tolerance.get("target") if isinstance(tolerance, dict) else None
+    if isinstance(output, dict) and isinstance(target, str) and target in output:
+        return f"{target} {_middle(repr(output[target]))}"
     judged_status = isinstance(tolerance, int) and not isinstance(tolerance, bool)
     judged_status = judged_status or (isinstance(tolerance, list) and all(isinstance(t, int) for t in tolerance))
     if isinstance(output, dict) and "status" in output and judged_status:
