@@ -52,6 +52,16 @@ def leave():
     from chaoslib.exit import exit_gracefully
     exit_gracefully()
     time.sleep(5)  # the signal interrupts the experiment long before this ends
+
+def leave_now():
+    from chaoslib.exit import exit_ungracefully
+    exit_ungracefully()
+    time.sleep(5)
+
+def raises_if(path):
+    if pathlib.Path(path).exists():
+        raise ConnectionError("health endpoint unreachable")
+    return True
 '''
 
 # Records every control hook chaoslib calls: level, the context's name or title, the state's shape.
@@ -270,6 +280,57 @@ def test_exit_gracefully_from_a_provider_interrupts_only_this_experiment(ctk: py
     result.stdout.fnmatch_lines(["*interrupted: SIGUSR1 received (chaoslib.exit.exit_gracefully)*"])
     assert rolled.exists()
     assert signal.getsignal(signal.SIGUSR1) == signal.SIG_DFL  # this process was never touched
+
+
+def test_exit_ungracefully_still_rolls_back_under_pytest_where_chaos_run_skips_the_rollbacks(
+    ctk: pytest.Pytester,
+) -> None:
+    rolled = ctk.path / "rolled"
+    doc = experiment(
+        "Leaves now", [action("leave", "leave_now")], rollbacks=[action("undo", "touch", path=str(rolled))]
+    )
+    path = write(ctk, "now.experiment.json", doc)
+    chaos_journal = chaos_run(ctk, path)
+    assert chaos_journal["status"] == "interrupted" and chaos_journal["rollbacks"] == []
+    assert not rolled.exists()  # chaos run: SIGUSR2 means no rollbacks
+    result = run_in_subprocess(ctk, "-rE")
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(["*interrupted: SIGUSR2 received (chaoslib.exit.exit_ungracefully)*rollbacks ran*"])
+    assert rolled.exists()  # a fault is always reverted
+
+
+def test_safeguards_interrupt_under_xdist_too(ctk: pytest.Pytester) -> None:
+    rolled = ctk.path / "rolled"
+    doc = experiment("Leaves", [action("leave", "leave")], rollbacks=[action("undo", "touch", path=str(rolled))])
+    write(ctk, "leaves.experiment.json", doc)
+    write(ctk, "z.experiment.json", experiment("Next one", [action("fine", "echo", value=1)]))
+    result = run_in_subprocess(ctk, "-rE", "-n", "2")
+    result.assert_outcomes(passed=2, errors=1)  # the worker survived its SIGUSR1
+    assert rolled.exists()
+
+
+def test_after_check_probe_raising_rolls_back_where_chaos_runs_default_strategy_does_not(
+    ctk: pytest.Pytester,
+) -> None:
+    flag, rolled = ctk.path / "broken", ctk.path / "rolled"
+    hypothesis = {"title": "reachable", "probes": [probe("health", "raises_if", True, path=str(flag))]}
+    doc = experiment(
+        "Probe raises after",
+        [action("break", "touch", path=str(flag))],
+        rollbacks=[action("undo", "touch", path=str(rolled))],
+        **{SSH: hypothesis},
+    )
+    path = write(ctk, "after.experiment.json", doc)
+    chaos_journal = chaos_run(ctk, path)
+    assert chaos_journal["status"] == "failed" and chaos_journal["rollbacks"] == []  # default strategy: skipped
+    assert not rolled.exists()
+    flag.unlink()
+    result = ctk.runpytest(*FAST)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(
+        ["*steady state deviated after the method: probe 'health' failed: ConnectionError: health endpoint*"]
+    )
+    assert rolled.exists()
 
 
 # -- 2. runtime strategies -------------------------------------------------------------------------
@@ -538,6 +599,18 @@ def test_a_deviated_experiment_is_one_word_everywhere_and_its_line_keeps_the_jud
     assert entry["verdict"]["line"].startswith("steady state deviated after the method")
     props = {p.get("name"): p.get("value") for p in ET.parse(ctk.path / "junit.xml").getroot().iter("property")}
     assert props["resiliency.outcome"] == "breach"
+
+
+def test_failure_lines_lead_with_what_the_tolerance_judged() -> None:
+    from pytest_resiliency.ctk.runner import shown
+
+    process_output = {"status": 2, "stdout": "x" * 5000, "stderr": "boom"}
+    assert shown(process_output, 0).startswith("status 2 (")
+    assert len(shown(process_output, [0, 1])) < 400
+    assert shown(process_output, {"type": "regex", "target": "stderr", "pattern": "^ok"}) == "stderr 'boom'"
+    long_text = "start " + "y" * 5000 + " the end"
+    cut = shown(long_text, "ok")
+    assert cut.startswith("'start ") and cut.endswith(" the end'") and "characters" in cut
 
 
 # -- 6. --ctk-var, --ctk-var-file, dry run ----------------------------------------------------------
