@@ -403,6 +403,12 @@ def test_during_checks_with_fail_fast_fail_where_chaos_run_fail_fast_fails(ctk: 
     # the during-checks are evidence: the outage they saw is the measured RTO
     summary = lenient_entry["summary"]
     assert summary["failed_operations"] >= 3 and 0.4 < (summary["rto"] or 0) < 1.5
+    flag.unlink()
+    overridden = ctk.runpytest(*FAST, "--ctk-fail-fast", "lenient.experiment.json")
+    overridden.assert_outcomes(failed=1)  # the command line turns fail_fast on, as chaos run --fail-fast
+    bad = ctk.runpytest(*FAST, "--ctk-fail-fast-ratio=150")
+    assert bad.ret == pytest.ExitCode.USAGE_ERROR
+    bad.stderr.fnmatch_lines(["*--ctk-fail-fast-ratio=150.0 must be true, false or a percentage 0-100*"])
 
 
 def test_rollback_strategies_and_their_command_line_override(ctk: pytest.Pytester) -> None:

@@ -79,12 +79,16 @@ def addoption(parser: pytest.Parser) -> None:
     )
     group.addoption(
         "--ctk-fail-fast",
-        metavar="PERCENT",
-        nargs="?",
-        const="0",
+        action="store_true",
         default=None,
-        help="Chaos Toolkit experiments: stop the method when the during-method checks deviate "
-        "(at the first deviation, or once PERCENT of the checks deviated)",
+        help="Chaos Toolkit experiments: stop the method and fail when a during-method check deviates",
+    )
+    group.addoption(
+        "--ctk-fail-fast-ratio",
+        metavar="PERCENT",
+        default=None,
+        help="Chaos Toolkit experiments: with fail-fast, stop once PERCENT of the during-method checks "
+        "deviated (default 0: the first deviation)",
     )
     group.addoption(
         "--ctk-rollback-strategy",
@@ -185,13 +189,14 @@ def parse(config: pytest.Config) -> CtkOptions:
         rollbacks = config.getoption("ctk_rollback_strategy")
         every = config.getoption("ctk_hypothesis_frequency")
         fast = config.getoption("ctk_fail_fast")
+        ratio = config.getoption("ctk_fail_fast_ratio")
         fast_ratio: tuple[bool, float] | None = None
-        if fast is not None:
+        if fast or ratio is not None:
             try:
-                number = float(fast)
+                number = float(ratio) if ratio is not None else 0.0
             except ValueError:
                 number = -1.0
-            fast_ratio = fail_fast(number, "--ctk-fail-fast")
+            fast_ratio = fail_fast(number, "--ctk-fail-fast-ratio")
         options = CtkOptions(
             hypothesis_strategy=None
             if strategy is None
