@@ -43,6 +43,7 @@ class CtkOptions:
     config_vars: dict[str, Any] = field(default_factory=dict)
     secret_vars: dict[str, Any] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)  # from .env var files, exported while an item runs
+    control_files: list[str] = field(default_factory=list)  # global controls, as chaos run --control-file
 
     def runtime(self, declared: Runtime) -> Runtime:
         """The experiment's runtime with the command line's overrides (the command line wins, as in ``chaos run``)."""
@@ -113,6 +114,15 @@ def addoption(parser: pytest.Parser) -> None:
         help="Chaos Toolkit experiments: a JSON/YAML file with 'configuration' and 'secrets' values, "
         "or a .env file of environment variables, as chaos run --var-file",
     )
+    group.addoption(
+        "--ctk-control-file",
+        metavar="PATH",
+        action="append",
+        default=[],
+        help="Chaos Toolkit experiments: a JSON/YAML file of controls applied to every experiment "
+        "(global controls, loader hooks included), as chaos run --control-file",
+    )
+    parser.addini("resiliency_ctk_control_files", "control files, as --ctk-control-file", type="linelist")
     parser.addini("resiliency_ctk_vars", "NAME[:TYPE]=VALUE configuration values (--ctk-var wins)", type="linelist")
     parser.addini("resiliency_ctk_var_files", "var files, as --ctk-var-file (read before it)", type="linelist")
 
@@ -218,6 +228,14 @@ def parse(config: pytest.Config) -> CtkOptions:
         options.config_vars.update(conf)
         options.secret_vars.update(secrets)
         options.env.update(env)
+    controls = [(root / p, "ini resiliency_ctk_control_files") for p in config.getini("resiliency_ctk_control_files")]
+    controls += [(Path(p), "--ctk-control-file") for p in config.getoption("ctk_control_file")]
+    for path, where in controls:
+        if not path.is_file():
+            raise pytest.UsageError(f"{where} {path}: no such file")
+        if path.suffix not in (".json", ".yaml", ".yml"):
+            raise pytest.UsageError(f"{where} {path}: a control file is .json, .yaml or .yml")
+        options.control_files.append(str(path.resolve()))
     for text in config.getini("resiliency_ctk_vars"):
         name, value = parse_var(text, "ini resiliency_ctk_vars")
         options.config_vars[name] = value

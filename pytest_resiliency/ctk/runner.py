@@ -339,6 +339,7 @@ class StrictRun:
         self._lock = threading.Lock()
         self._started = time.time()
         self._controls = False
+        self._global_controls = False
         self._control: Any = None
         self._process_installed = False
         self.journal: dict[str, Any] = {
@@ -367,7 +368,7 @@ class StrictRun:
         import chaoslib  # type: ignore[import-untyped,unused-ignore]
         from chaoslib.caching import cache_activities, clear_cache  # type: ignore[import-untyped,unused-ignore]
         from chaoslib.configuration import load_configuration, load_dynamic_configuration  # type: ignore[import-untyped,unused-ignore]
-        from chaoslib.control import initialize_controls  # type: ignore[import-untyped,unused-ignore]
+        from chaoslib.control import initialize_controls, initialize_global_controls  # type: ignore[import-untyped,unused-ignore]
         from chaoslib.exceptions import ChaosException  # type: ignore[import-untyped,unused-ignore]
         from chaoslib.experiment import ensure_experiment_is_valid  # type: ignore[import-untyped,unused-ignore]
         from chaoslib.secret import load_secrets  # type: ignore[import-untyped,unused-ignore]
@@ -376,7 +377,10 @@ class StrictRun:
         config_vars = dict(self.options.config_vars) if self.options else {}
         secret_vars = dict(self.options.secret_vars) if self.options else {}
         clear_cache()
+        control_files = self.options.control_files if self.options is not None and not dry else []
         try:
+            if control_files:
+                self._load_global_controls(control_files)  # chaos run loads them before the experiment
             ensure_experiment_is_valid(self.doc)
             self.configuration = load_configuration(self.doc.get("configuration", {}), config_vars) or {}
             self.secrets = load_secrets(self.doc.get("secrets", {}), self.configuration, secret_vars) or {}
@@ -387,10 +391,22 @@ class StrictRun:
             _reset_addons()
             process.install()
             self._process_installed = True
+            if control_files:
+                initialize_global_controls(self.doc, self.configuration, self.secrets, {})
             initialize_controls(self.doc, self.configuration, self.secrets)
             self._controls = True
         except (ChaosException, ValueError, TypeError, KeyError) as exc:
             raise CtkError(f"{self.spec.path}: invalid experiment: {type(exc).__name__}: {exc}") from None
+
+    def _load_global_controls(self, files: list[str]) -> None:
+        """``chaos run --control-file``: load them and apply their loader hooks to this experiment
+        (initialized once configuration and secrets are known, they then apply at every level)."""
+        from chaoslib.control import controls, load_global_controls  # type: ignore[import-untyped,unused-ignore]
+
+        load_global_controls({}, files)
+        self._global_controls = True
+        with controls("loader", context=str(self.spec.path)) as control:
+            control.with_state(self.doc)  # an after-loading control may change the experiment, as in chaos run
 
     def begin(self) -> None:
         """The experiment-level before controls (a safeguard's pre-checks run here)."""
@@ -429,6 +445,12 @@ class StrictRun:
                 self._controls = False
                 with contextlib.suppress(Exception):
                     cleanup_controls(self.doc)
+            if self._global_controls:
+                from chaoslib.control import cleanup_global_controls  # type: ignore[import-untyped,unused-ignore]
+
+                self._global_controls = False
+                with contextlib.suppress(Exception):
+                    cleanup_global_controls()
         finally:
             if self._process_installed:
                 self._process_installed = False
@@ -742,12 +764,24 @@ class StrictRun:
                     control.with_state(runs)
         except InterruptExecution as exc:
             self.interrupter.interrupt(f"control interrupted the method: {exc}")
+        except BaseException:  # interrupted, Ctrl-C: nothing may go on acting while the rollbacks run
+            self._abandon_all()
+            raise
         finally:
             self.interrupter.armed = False
             stop.set()
             if during is not None:
                 during.join()
+        if self.interrupted is not None:
+            self._abandon_all()
         self._check_interrupted()
+
+    def _abandon_all(self) -> None:
+        """Abandon every activity still running (background ones): process groups ended."""
+        with self._lock:
+            running = [t for t in self._threads if t.is_alive()]
+        for thread in running:
+            self._abandon(thread)
 
     def plays_rollbacks(self) -> bool:
         strategy = self.runtime.rollback_strategy
