@@ -6,6 +6,7 @@ pytest here; the item, the file parser and chaoslib load when an experiment file
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -106,8 +107,11 @@ def pytest_resiliency_measured(item: pytest.Item, experiment: object, payload: d
     """One word for one outcome: an experiment FAILED by pytest (deviated, failed activity or
     rollback) is a ``breach`` in the journal, the summary table and JUnit, as a breached budget
     is; a crash of the runner itself stays an ``error``."""
-    run = getattr(item, "run", None)
-    failures = list(getattr(run, "failures", None) or [])
+    module = sys.modules.get("pytest_resiliency.ctk.item")  # loaded only when an experiment file was collected
+    if module is None or not isinstance(item, module.ExperimentItem):
+        return
+    run = item.run
+    failures = list(run.failures if run is not None else [])
     if not failures or getattr(run, "interrupted", None) or payload.get("outcome") != "error":
         return
     payload["outcome"] = "breach"
