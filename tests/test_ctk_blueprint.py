@@ -38,7 +38,10 @@ def test_blueprint_experiments_pass_against_moto_with_every_report(tmp_path: Pat
     assert [f["kind"] for f in terminate["faults"]] == ["asg-terminate-instances"]
     assert (memory["budget"]["rto"], terminate["budget"]["rto"]) == (60.0, 300.0)
     for entry in (memory, terminate):
-        assert entry["summary"]["rto"] == 0.0  # moto heals at once; the monitor saw no failure
+        # moto heals within its own request; a monitor poll landing inside that request (about 1 run
+        # in 10 on a loaded machine) sees the group one instance short once: never more than that.
+        assert entry["summary"]["rto"] is not None and entry["summary"]["rto"] < 2.0
+        assert entry["summary"]["failed_operations"] <= 1
         assert entry["summary"]["operations"] > 3
         journal = entry["attachments"]["ctk-journal"]
         assert journal["status"] == "completed"

@@ -6,6 +6,7 @@ pytest here; the item, the file parser and chaoslib load when an experiment file
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,6 +24,9 @@ RESERVED_TAGS = frozenset(
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
+    from . import options
+
+    options.addoption(parser)
     parser.addini(
         "resiliency_experiment_files",
         "glob patterns of Chaos Toolkit experiment files collected as tests, besides "
@@ -34,6 +38,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "ctk: a Chaos Toolkit experiment file run as a test")
+    from .options import options_of
+
+    options_of(config)  # a bad --ctk-* option is a usage error before anything runs
 
 
 def _is_experiment_file(file_path: Path, config: pytest.Config) -> bool:
@@ -94,3 +101,28 @@ class ExperimentFile(pytest.File):
 
             item.add_marker(pytest.mark.skip(reason=MISSING_CHAOSLIB))  # reported at the file, like a skip mark
         return [item]
+
+
+def pytest_resiliency_measured(item: pytest.Item, experiment: object, payload: dict[str, object]) -> None:
+    """One word for one outcome: an experiment FAILED by pytest (deviated, failed activity or
+    rollback) is a ``breach`` in the journal, the summary table and JUnit, as a breached budget
+    is; a crash of the runner itself stays an ``error``."""
+    module = sys.modules.get("pytest_resiliency.ctk.item")  # loaded only when an experiment file was collected
+    if module is None or not isinstance(item, module.ExperimentItem):
+        return
+    run = item.run
+    failures = list(run.failures if run is not None else [])
+    if not failures or getattr(run, "interrupted", None) or payload.get("outcome") != "error":
+        return
+    payload["outcome"] = "breach"
+    verdict = payload.get("verdict")
+    if isinstance(verdict, dict):
+        breaches = [{"nfr": "experiment", "measured": None, "budget": None, "text": f} for f in failures]
+        old = verdict.get("breaches")
+        verdict["breaches"] = [*(old if isinstance(old, list) else []), *breaches]
+        verdict["passed"] = False
+        verdict["line"] = "; ".join(str(b["text"]) for b in verdict["breaches"] if isinstance(b, dict))
+    item.user_properties[:] = [
+        ("resiliency.outcome", "breach") if prop == ("resiliency.outcome", "error") else prop
+        for prop in item.user_properties
+    ]

@@ -10,6 +10,7 @@ method, the hypothesis *after* and the rollbacks run in the call (a failure FAIL
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import os
 from collections.abc import Callable
@@ -63,7 +64,10 @@ class ExperimentItem(pytest.Function):
     def __init__(self, *, spec: Spec, **kwargs: Any) -> None:
         super().__init__(callobj=_function_for(spec), **kwargs)
         self.spec = spec
+        from .runner import Interrupter
+
         self.run: StrictRun | None = None
+        self.interrupter: Interrupter = Interrupter(self._tell)
         self._saved_env: dict[str, str | None] = {}
 
     @classmethod
@@ -85,23 +89,49 @@ class ExperimentItem(pytest.Function):
     def setup(self) -> None:
         if not chaoslib_available():
             pytest.skip(MISSING_CHAOSLIB)
-        super().setup()  # the fixtures: experiment, aws, the extension's
-        self._export_aws_env()
-        from .runner import CtkError, SteadyStateNotMet, StrictRun
+        from .options import options_of
+        from .runner import CtkError, ExperimentInterrupted, SteadyStateNotMet, StrictRun
 
+        self.interrupter.install()  # from here to the end of teardown: SIGUSR1/2 interrupt this experiment only
+        options = options_of(self.config)
+        super().setup()  # the fixtures: experiment, aws, the extension's
+        self._export_env(options.env)
+        self._export_aws_env()
         experiment: Experiment = self.funcargs["experiment"]  # type: ignore[assignment]
-        self.run = StrictRun(self.spec, experiment)
-        experiment.attach("ctk-journal", self.run.bounded_journal)
+        self.run = run = StrictRun(self.spec, experiment, options, self.interrupter)
+        experiment.attach("ctk-journal", run.bounded_journal)
+        dry = bool(self.config.getoption("resiliency_dry_run", False))
         problem = None
         try:
-            self.run.prepare()
-            self.run.before()
+            run.prepare(dry=dry)
+            if dry:
+                self._plan(run)
+                return
+            run.begin()
+            run.before()
         except (CtkError, SteadyStateNotMet) as exc:
             problem = str(exc)
+        except ExperimentInterrupted as exc:
+            problem = f"Chaos Toolkit experiment interrupted before the method (nothing injected): {exc.reason}"
+            run.finish("interrupted")
         if problem is not None:  # outside the except: the report shows the reason, not a chained traceback
+            if run.runtime.rollback_strategy == "always":
+                run.rollback()  # as chaos run: "always" plays them even when the method never ran
             pytest.fail(problem, pytrace=False)
 
+    def _plan(self, run: StrictRun) -> None:
+        """``--resiliency-dry-run``: validated, configuration resolved, plan printed, nothing executed."""
+        import json
+
+        from ..aws.fixtures import PLAN_PROPERTY
+
+        lines = run.plan()
+        self.user_properties.append((PLAN_PROPERTY, json.dumps(lines)))
+        pytest.skip(f"--resiliency-dry-run: experiment valid, {len(lines) - 1} activities planned, none executed")
+
     def runtest(self) -> None:
+        from .runner import ExperimentInterrupted
+
         assert self.run is not None
         run = self.run
         status = "interrupted"
@@ -109,11 +139,21 @@ class ExperimentItem(pytest.Function):
             run.method()
             run.after()
             status = "completed"
+        except ExperimentInterrupted:
+            pass  # recorded in run.interrupted; the rollbacks run below
+        except KeyboardInterrupt:
+            self.interrupter.hold_sigint()  # a second Ctrl-C must not cut the rollbacks or lose the reports
+            raise
         finally:
             try:
                 run.rollback()
             finally:
-                run.finish(status if not run.failures else "failed")
+                run.finish("interrupted" if run.interrupted else status if not run.failures else "failed")
+                run.end()
+        if run.interrupted:
+            # A safeguard is a stop condition: the experiment was aborted, not judged (an ERROR).
+            run.experiment.abort(f"Chaos Toolkit experiment interrupted: {run.interrupted}; rollbacks ran")
+            return
         if run.failures:
             pytest.fail("Chaos Toolkit experiment failed:\n  " + "\n  ".join(run.failures), pytrace=False)
 
@@ -122,10 +162,27 @@ class ExperimentItem(pytest.Function):
             if self.run is not None:
                 self.run.close()
         finally:
-            self._restore_env()
-            super().teardown()
+            try:
+                self._restore_env()
+                super().teardown()
+            finally:
+                self.interrupter.restore()
 
     # -- AWS ---------------------------------------------------------------------
+
+    def _tell(self, text: str) -> None:
+        """A line on the terminal now, past pytest's output capture (a Ctrl-C notice)."""
+        capman = self.config.pluginmanager.get_plugin("capturemanager")
+        writer = self.config.get_terminal_writer()
+        with capman.global_and_fixture_disabled() if capman is not None else contextlib.nullcontext():
+            writer.line()
+            writer.line(text, yellow=True)
+
+    def _export_env(self, env: dict[str, str]) -> None:
+        """Environment variables of ``.env`` var files, for this item only (chaos run sets them for good)."""
+        for key, value in env.items():
+            self._saved_env.setdefault(key, os.environ.get(key))
+            os.environ[key] = value
 
     def _export_aws_env(self) -> None:
         """Point chaosaws and any boto3 client of a provider at the moto server, for this item only."""
