@@ -1,0 +1,527 @@
+"""Distributed load with real remote workers: load hosts are network namespaces this test creates.
+
+Each load host is a namespace with its own network stack, joined to this host by a veth
+pair with private addresses; the master and the system under test listen on the host end
+of the first pair, so workers reach them exactly as they would over a LAN, and the traffic
+never leaves namespaces the test made. Workers are started with the documented command
+(``python -m pytest_resiliency.load.worker``) and fetch their locustfiles from the master.
+Without root or iproute2 these tests skip, saying so; the ones that need no namespace
+(loopback workers, bad input) always run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from load_servers import OrdersServer
+
+from pytest_resiliency.experiment import Experiment
+from pytest_resiliency.load.controller import Traffic
+from pytest_resiliency.load.records import CLOCK_OFFSET_ENV
+from pytest_resiliency.load.spec import LoadError, make_spec
+
+pytestmark = pytest.mark.slow
+
+DETECT_WITHIN = 8.0  # seconds from a kill to the error: missing_after (3 s) + settle (1.2 s) + slack
+
+
+class TimedOrders(OrdersServer):
+    """The orders server, noting when each write arrived by this host's clock (independent truth)."""
+
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        self.received: dict[str, float] = {}
+        super().__init__(host)
+
+    def put(self, key: str) -> None:
+        self.received[key] = time.time()
+        super().put(key)
+
+
+class LoadHost:
+    """A network namespace joined to this host by a veth pair: a load host with its own stack."""
+
+    def __init__(self, name: str, host_if: str, host_ip: str, ip: str) -> None:
+        self.name, self.host_if, self.host_ip, self.ip = name, host_if, host_ip, ip
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def worker(self, master: str, port: int, name: str, log: Path, **env: str) -> subprocess.Popen[bytes]:
+        """Start a worker in this namespace with the documented command."""
+        argv = ["ip", "netns", "exec", self.name, sys.executable, "-m", "pytest_resiliency.load.worker"]
+        argv += ["--master-host", master, "--master-port", str(port), "--name", name]
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                argv, env={**os.environ, **env}, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        self.procs.append(proc)
+        return proc
+
+    def kill(self) -> None:
+        """SIGKILL every process of this load host: the host dies without a word to the master."""
+        for proc in self.procs:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+        for proc in self.procs:
+            proc.wait(timeout=10)
+
+    def pids(self) -> list[int]:
+        out = subprocess.run(["ip", "netns", "pids", self.name], capture_output=True, text=True).stdout
+        return [int(p) for p in out.split()]
+
+
+def _used_networks() -> list[ipaddress.IPv4Network]:
+    out = subprocess.run(["ip", "-o", "-4", "addr", "show"], capture_output=True, text=True).stdout
+    nets = []
+    for line in out.splitlines():
+        fields = line.split()
+        if "inet" in fields:
+            nets.append(ipaddress.IPv4Interface(fields[fields.index("inet") + 1]).network)
+    return nets
+
+
+@pytest.fixture
+def load_hosts() -> Iterator[Callable[[int], list[LoadHost]]]:
+    """Factory of ``n`` load hosts; every namespace, veth and process is removed at the end."""
+    if os.geteuid() != 0:
+        pytest.skip("load hosts are network namespaces, which need root")
+    if not shutil.which("ip"):
+        pytest.skip("iproute2's `ip` is missing (apt-get install iproute2): cannot create network namespaces")
+    made: list[LoadHost] = []
+
+    def make(n: int) -> list[LoadHost]:
+        used = _used_networks()
+        for _ in range(50):
+            block = ipaddress.IPv4Network(f"10.{random.randint(200, 250)}.{random.randint(0, 255)}.0/24")
+            if not any(block.overlaps(net) for net in used):
+                break
+        tag = f"{os.getpid() % 10000:04d}{random.randint(0, 99):02d}"
+        hosts = []
+        for i in range(n):
+            base = block.network_address + 4 * i
+            host = LoadHost(f"rzd{tag}{i}", f"rzd{tag}{i}h", str(base + 1), str(base + 2))
+            ns_if = f"rzd{tag}{i}n"
+            steps = [
+                ["ip", "netns", "add", host.name],
+                ["ip", "link", "add", host.host_if, "type", "veth", "peer", "name", ns_if],
+                ["ip", "link", "set", ns_if, "netns", host.name],
+                ["ip", "addr", "add", f"{host.host_ip}/30", "dev", host.host_if],
+                ["ip", "link", "set", host.host_if, "up"],
+                ["ip", "-n", host.name, "addr", "add", f"{host.ip}/30", "dev", ns_if],
+                ["ip", "-n", host.name, "link", "set", ns_if, "up"],
+                ["ip", "-n", host.name, "link", "set", "lo", "up"],
+                ["ip", "-n", host.name, "route", "add", "default", "via", host.host_ip],
+            ]
+            made.append(host)
+            for step in steps:
+                done = subprocess.run(step, capture_output=True, text=True)
+                if done.returncode != 0:
+                    if step[:3] == ["ip", "netns", "add"]:
+                        pytest.skip(f"cannot create a network namespace: {done.stderr.strip()}")
+                    raise RuntimeError(f"{' '.join(step)}: {done.stderr.strip()}")
+            hosts.append(host)
+        return hosts
+
+    yield make
+    for host in made:
+        with contextlib.suppress(Exception):
+            host.kill()
+        for pid in host.pids():  # anything else still in the namespace
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        subprocess.run(["ip", "link", "del", host.host_if], capture_output=True)
+        subprocess.run(["ip", "netns", "del", host.name], capture_output=True)
+
+
+@pytest.fixture
+def run(tmp_path: Path) -> Iterator[Callable[..., tuple[Traffic, Experiment]]]:
+    """Start a load straight through the controller, with its own experiment (so an abort is inspectable)."""
+    started: list[Traffic] = []
+
+    def start(url: str, **options: Any) -> tuple[Traffic, Experiment]:
+        options.setdefault("max_clock_skew", 1.0)
+        experiment = Experiment("test_load_distributed")
+        workdir = Path(tempfile.mkdtemp(prefix="load", dir=tmp_path))
+        traffic = Traffic(make_spec(url, **options), experiment, workdir, start_timeout=30)
+        started.append(traffic)
+        return traffic.start(), experiment
+
+    yield start
+    for traffic in started:
+        traffic.stop(grace=5)
+
+
+def _marks(experiment: Experiment, kind: str) -> list[Any]:
+    return [m for m in experiment.timeline.snapshot().marks if m.kind == kind]
+
+
+def _wait(predicate: Callable[[], bool], seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def _died_within(traffic: Traffic, seconds: float) -> float:
+    """Seconds until the load reported itself dead (or ``inf``)."""
+    began = time.monotonic()
+    traffic.ingest.wait(lambda: traffic.died is not None, seconds)
+    return time.monotonic() - began if traffic.died is not None else float("inf")
+
+
+# -- with load hosts in network namespaces ---------------------------------------------
+
+
+def test_remote_workers_join_from_their_own_hosts(
+    load_hosts: Callable[[int], list[LoadHost]], run: Any, tmp_path: Path
+) -> None:
+    a, b = load_hosts(2)
+    server = TimedOrders(a.host_ip)
+    try:
+        traffic, experiment = run(
+            server.url, users=4, rate=80, remote_workers=["load-a", "load-b"], master_bind_host=a.host_ip
+        )
+        assert traffic.master_port == 5557, "remote workers get locust's fixed default port"
+        assert traffic.worker_command(name="load-a") == (
+            f"python3 -m pytest_resiliency.load.worker --master-host {a.host_ip} --master-port 5557 --name load-a"
+        )
+        for host, name in ((a, "load-a"), (b, "load-b")):
+            host.worker(a.host_ip, 5557, name, tmp_path / f"{name}.log")
+        traffic.wait_steady(timeout="30s", successes=40)
+        assert set(traffic.joined) == {"load-a", "load-b"}
+        assert all(not d["local"] for d in traffic.joined.values())
+        assert {m.name for m in _marks(experiment, "worker-joined")} == {"load-a", "load-b"}
+        clocks = {m.name: m.detail for m in _marks(experiment, "clock")}
+        assert set(clocks) == {"load-a", "load-b"}
+        for detail in clocks.values():  # one kernel clock: the measured offset is within its uncertainty
+            assert abs(detail["offset_s"]) <= detail["uncertainty_s"] + 0.001
+        assert 0 < traffic.clock_uncertainty < 0.05
+        assert _wait(lambda: traffic.ingest.writes["ok"] >= 30, 15)
+        traffic.stop()
+        report = traffic.report()["workers"]
+        assert report["master"] == f"{a.host_ip}:5557" and report["lost"] == [] and report["refused"] == []
+        ledger = experiment.verify_writes(traffic.read_back)
+        assert ledger.lost == 0 and ledger.acknowledged >= 30
+        assert _wait(lambda: a.pids() == [] and b.pids() == [], 10), "the workers quit with the master"
+    finally:
+        traffic.stop()
+        server.close()
+
+
+def test_killing_one_worker_is_an_error_naming_it_within_seconds(
+    load_hosts: Callable[[int], list[LoadHost]], run: Any, tmp_path: Path
+) -> None:
+    a, b = load_hosts(2)
+    server = OrdersServer(a.host_ip)
+    try:
+        traffic, experiment = run(
+            server.url, users=4, rate=80, remote_workers=["load-a", "load-b"], master_bind_host=a.host_ip
+        )
+        a.worker(a.host_ip, traffic.master_port, "load-a", tmp_path / "a.log")
+        b.worker(a.host_ip, traffic.master_port, "load-b", tmp_path / "b.log")
+        traffic.wait_steady(timeout="30s", successes=20)
+        b.kill()
+        elapsed = _died_within(traffic, 20)
+        assert elapsed < DETECT_WITHIN
+        assert traffic.died is not None and "'load-b' went missing" in traffic.died
+        assert "1 of 2 workers left (load-a)" in traffic.died and "load-a'" not in traffic.died
+        assert experiment.aborted == traffic.died, "the experiment is aborted: the test is an ERROR"
+        assert [m.name for m in _marks(experiment, "worker-missing")] == ["load-b"]
+        with pytest.raises(LoadError, match="'load-b' went missing"):
+            traffic.wait_recovered(timeout="30s")
+    finally:
+        traffic.stop()
+        server.close()
+
+
+def test_killing_every_worker_is_one_error_naming_all(
+    load_hosts: Callable[[int], list[LoadHost]], run: Any, tmp_path: Path
+) -> None:
+    a, b = load_hosts(2)
+    server = OrdersServer(a.host_ip)
+    try:
+        traffic, experiment = run(
+            server.url, users=4, rate=80, remote_workers=["load-a", "load-b"], master_bind_host=a.host_ip
+        )
+        a.worker(a.host_ip, traffic.master_port, "load-a", tmp_path / "a.log")
+        b.worker(a.host_ip, traffic.master_port, "load-b", tmp_path / "b.log")
+        traffic.wait_steady(timeout="30s", successes=20)
+        a.kill()
+        b.kill()
+        assert _died_within(traffic, 20) < DETECT_WITHIN
+        assert traffic.died is not None and traffic.died.startswith("load: every worker is gone")
+        assert "'load-a' went missing" in traffic.died and "'load-b' went missing" in traffic.died
+        assert experiment.aborted == traffic.died
+    finally:
+        traffic.stop()
+        server.close()
+
+
+def test_a_lost_worker_with_continue_reports_the_rate_loss(
+    load_hosts: Callable[[int], list[LoadHost]], run: Any, tmp_path: Path
+) -> None:
+    a, b = load_hosts(2)
+    server = OrdersServer(a.host_ip)
+    try:
+        traffic, experiment = run(
+            server.url,
+            users=4,
+            rate=100,
+            remote_workers=2,
+            master_bind_host=a.host_ip,
+            on_worker_loss="continue",
+        )
+        a.worker(a.host_ip, traffic.master_port, "load-a", tmp_path / "a.log")
+        b.worker(a.host_ip, traffic.master_port, "load-b", tmp_path / "b.log")
+        traffic.wait_steady(timeout="30s", successes=20)
+        assert _wait(lambda: (traffic.ingest.last_start or 0) - (traffic.ingest.first_start or 0) > 5.5, 20)
+        b.kill()
+        assert _wait(lambda: bool(traffic.lost), 20)
+        lost_at = traffic.lost[0]["at"]
+        assert _wait(lambda: (traffic.ingest.last_start or 0) > lost_at + 2.5, 10), "the rest keeps running"
+        assert traffic.died is None and experiment.aborted is None
+        assert traffic.stats()["lost_workers"] == ["load-b"]
+    finally:
+        traffic.stop()
+        server.close()
+    (lost,) = traffic.report()["workers"]["lost"]
+    assert lost["name"] == "load-b" and lost["users"] == 2
+    assert lost["rps_before"] > 80 and lost["rps_after"] < 0.75 * lost["rps_before"]
+
+
+def test_a_worker_that_never_joins_is_named_when_the_wait_ends(
+    load_hosts: Callable[[int], list[LoadHost]], run: Any, tmp_path: Path
+) -> None:
+    (a,) = load_hosts(1)
+    server = OrdersServer(a.host_ip)
+    try:
+        began = time.monotonic()
+        traffic, _ = run(
+            server.url,
+            users=2,
+            remote_workers=["load-a", "load-b"],
+            master_bind_host=a.host_ip,
+            master_port=0,
+            workers_timeout="4s",
+        )
+        a.worker(a.host_ip, traffic.master_port, "load-a", tmp_path / "a.log")
+        with pytest.raises(LoadError) as info:
+            traffic.wait_steady(timeout="60s")
+        assert time.monotonic() - began < 4 + 2
+    finally:
+        traffic.stop()
+        server.close()
+    message = str(info.value)
+    assert message.startswith("load: 1 of 2 workers joined within 4s")
+    assert "joined: load-a (" in message and "not joined: 'load-b'" in message
+    assert f"must reach {a.host_ip}:{traffic.master_port} over TCP" in message
+
+
+def test_a_worker_clock_offset_is_measured_and_corrected(
+    load_hosts: Callable[[int], list[LoadHost]], run: Any, tmp_path: Path
+) -> None:
+    (a,) = load_hosts(1)
+    server = TimedOrders(a.host_ip)
+    offset = 0.4  # within the default 1 s limit
+    try:
+        traffic, experiment = run(
+            server.url, users=2, rate=60, writes=0.5, remote_workers=1, master_bind_host=a.host_ip, master_port=0
+        )
+        a.worker(a.host_ip, traffic.master_port, "load-a", tmp_path / "a.log", **{CLOCK_OFFSET_ENV: str(offset)})
+        traffic.wait_steady(timeout="30s", successes=20)
+        assert _wait(lambda: traffic.ingest.writes["ok"] >= 30, 15)
+    finally:
+        traffic.stop()
+        server.close()
+    (clock, *_) = _marks(experiment, "clock")
+    uncertainty = traffic.clock_uncertainty
+    assert clock.name == "load-a" and abs(clock.detail["offset_s"] - offset) <= clock.detail["uncertainty_s"] + 0.002
+    assert 0 < uncertainty < 0.05
+    evidence = experiment.timeline.snapshot()
+    checked = 0
+    for key, start, ack, status in zip(
+        evidence.write_keys, evidence.write_start, evidence.write_ack, evidence.write_status, strict=True
+    ):
+        if key in server.received and ack == ack:  # acknowledged (ack is not NaN)
+            # The server's own clock dates the write between the worker's corrected send and ack.
+            assert start - uncertainty - 0.002 <= server.received[key] <= ack + uncertainty + 0.002, status
+            checked += 1
+    assert checked >= 30
+
+
+@pytest.mark.parametrize("offset", [5.0, -3.0])
+def test_a_worker_clock_beyond_the_limit_is_refused(
+    load_hosts: Callable[[int], list[LoadHost]], run: Any, tmp_path: Path, offset: float
+) -> None:
+    (a,) = load_hosts(1)
+    server = OrdersServer(a.host_ip)
+    try:
+        traffic, experiment = run(server.url, users=2, remote_workers=1, master_bind_host=a.host_ip, master_port=0)
+        a.worker(a.host_ip, traffic.master_port, "load-a", tmp_path / "a.log", **{CLOCK_OFFSET_ENV: str(offset)})
+        assert _died_within(traffic, 20) < DETECT_WITHIN
+    finally:
+        traffic.stop()
+        server.close()
+    way = "ahead of" if offset > 0 else "behind"
+    assert traffic.died is not None
+    found = re.search(
+        r"load: worker 'load-a' was refused: it has a clock ([\d.]+)s (.+?) the pytest host \(±([\d.]+) ms\)",
+        traffic.died,
+    )
+    assert found, traffic.died
+    assert found.group(2) == way and abs(float(found.group(1)) - abs(offset)) <= float(found.group(3)) / 1000 + 0.001
+    assert "beyond max_clock_skew=1s" in traffic.died and "--resiliency-load-max-clock-skew" in traffic.died
+    assert experiment.aborted == traffic.died
+    assert traffic.ingest.requests == 0, "no timestamp of an untrusted clock reaches the timeline"
+
+
+def test_a_worker_killed_under_pytest_is_a_test_error_naming_it(
+    load_hosts: Callable[[int], list[LoadHost]], pytester: pytest.Pytester, tmp_path: Path
+) -> None:
+    (a,) = load_hosts(1)
+    pytester.makepyfile(
+        f"""
+        import os, signal, subprocess, sys, time
+        import pytest
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        from load_servers import OrdersServer
+        from pytest_resiliency import faults
+
+        @pytest.mark.resiliency(rto="5s")
+        def test_body(load, experiment):
+            server = OrdersServer({a.host_ip!r})
+            traffic = load(server.url, users=2, rate=40, workers=1, remote_workers=["load-a"],
+                           master_bind_host={a.host_ip!r}, master_port=0)
+            argv = ["ip", "netns", "exec", {a.name!r}, *traffic.worker_argv(name="load-a", python=sys.executable)]
+            worker = subprocess.Popen(argv, start_new_session=True)
+            traffic.wait_steady()
+            os.killpg(worker.pid, signal.SIGKILL)  # the load host dies during the experiment
+            worker.wait()
+            with faults.custom(lambda: server.refuse(1.0), lambda: server.reopened.wait(5), name="refuse 1s"):
+                server.reopened.wait(5)
+            traffic.wait_recovered(timeout="60s")
+        """
+    )
+    began = time.monotonic()
+    result = pytester.runpytest()
+    assert time.monotonic() - began < 30, "never a wait for the recovery timeout"
+    # Whether the loss is seen during wait_recovered (a LoadError fails the body) or as the
+    # load stops (the master's roll call), the experiment is aborted: an ERROR, never a pass.
+    outcomes = result.parseoutcomes()
+    assert outcomes.get("errors") == 1 and outcomes.get("passed", 0) + outcomes.get("failed", 0) == 1
+    result.stdout.fnmatch_lines(
+        [
+            "*ERROR at teardown of test_body*",
+            "aborted: load: 'load-a' went missing (no message for *s) at +*s (1 user); 1 of 2 workers left (local-0)*",
+            "*test_body*ABORTED*",
+        ]
+    )
+    assert "locust" not in sys.modules
+
+
+# -- on loopback (no namespace needed) --------------------------------------------------
+
+
+def test_a_worker_with_another_plugin_version_is_refused(run: Any, tmp_path: Path) -> None:
+    server = OrdersServer()
+    try:
+        traffic, _ = run(server.url, users=2, remote_workers=1, master_port=0)
+        argv = traffic.worker_argv(name="old-host", python=sys.executable)
+        env = {**os.environ, "RESILIENCY_TEST_PLUGIN_VERSION": "0.0.1"}
+        with (tmp_path / "w.log").open("wb") as out:
+            worker = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            assert _died_within(traffic, 30) < 20
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait()
+    finally:
+        traffic.stop()
+        server.close()
+    assert traffic.died is not None and traffic.died.startswith("load: worker 'old-host' was refused: it runs ")
+    assert "pytest-resiliency 0.0.1 (the master runs " in traffic.died
+    assert "install the same versions on every load host" in traffic.died
+
+
+def test_start_timeout_bounds_the_wait_for_workers(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(
+        """
+        def test_body(load):
+            traffic = load("http://127.0.0.1:9", users=2, remote_workers=2, master_port=0)
+            traffic.wait_steady(timeout="60s")
+        """
+    )
+    began = time.monotonic()
+    result = pytester.runpytest("--resiliency-load-start-timeout=3s")
+    assert time.monotonic() - began < 15
+    result.assert_outcomes(failed=1, errors=1)
+    result.stdout.fnmatch_lines(
+        ["*load: 0 of 2 workers joined within 3s (workers_timeout, default --resiliency-load-start-timeout)*"]
+    )
+    result.stdout.fnmatch_lines(["*not joined: 2 remote worker(s)*python3 -m pytest_resiliency.load.worker*"])
+
+
+def test_bad_distributed_arguments_are_clear_errors(tmp_path: Path) -> None:
+    cases = {
+        "master_bind_host": ({"master_bind_host": "load-master.local", "remote_workers": 1}, "IPv4 address"),
+        "port type": ({"master_port": "5557", "remote_workers": 1}, "TCP port 1-65535, or 0"),
+        "port range": ({"master_port": 70000, "workers": 1}, "TCP port 1-65535, or 0"),
+        "port alone": ({"master_port": 5557}, "needs a distributed run"),
+        "names": ({"remote_workers": ["a", "a"]}, "distinct, non-empty worker names"),
+        "local name": ({"remote_workers": ["local-0"]}, "local workers'"),
+        "loss": ({"on_worker_loss": "ignore", "workers": 1}, "'error', 'continue'"),
+        "skew": ({"max_clock_skew": "soon", "workers": 1}, "max_clock_skew"),
+        "timeout": ({"workers_timeout": 0, "remote_workers": 1}, "workers_timeout"),
+    }
+    for label, (options, expected) in cases.items():
+        with pytest.raises(LoadError, match=expected.replace("(", r"\(").replace(")", r"\)")):
+            make_spec("http://127.0.0.1:9", **options)
+        assert label
+
+
+def test_a_busy_or_foreign_master_address_is_refused_before_locust_starts(run: Any) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        with pytest.raises(LoadError, match=f"master_port={port} on 127.0.0.1 is in use"):
+            run("http://127.0.0.1:9", workers=1, master_port=port)
+    with pytest.raises(LoadError, match=re.escape("'192.0.2.77' is not an address of this host")):
+        run("http://127.0.0.1:9", remote_workers=1, master_bind_host="192.0.2.77")
+
+
+def test_worker_command_is_a_shell_line_and_refuses_a_wildcard_without_host(run: Any) -> None:
+    traffic, _ = run("http://127.0.0.1:9", remote_workers=1, master_port=0, master_bind_host="0.0.0.0")
+    try:
+        with pytest.raises(LoadError, match="needs the address load hosts reach"):
+            traffic.worker_command()
+        line = traffic.worker_command("203.0.113.9", name="load a")
+        assert line == (
+            f"python3 -m pytest_resiliency.load.worker --master-host 203.0.113.9 "
+            f"--master-port {traffic.master_port} --name 'load a'"
+        )
+    finally:
+        traffic.stop()
+
+
+def test_bad_max_clock_skew_option_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("def test_x():\n    pass\n")
+    result = pytester.runpytest("--resiliency-load-max-clock-skew=-1s")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--resiliency-load-max-clock-skew*"])
