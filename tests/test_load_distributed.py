@@ -525,3 +525,29 @@ def test_bad_max_clock_skew_option_is_a_usage_error(pytester: pytest.Pytester) -
     result = pytester.runpytest("--resiliency-load-max-clock-skew=-1s")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--resiliency-load-max-clock-skew*"])
+
+
+def test_clock_estimate_keeps_the_shortest_round_trip_and_bounds_the_truth() -> None:
+    # Pure arithmetic of the sink's estimator (the module imports no locust until a run uses it).
+    from pytest_resiliency.load.sink.cluster import Clock, correct, version_mismatch
+
+    true_offset = 0.25  # the worker's clock is 250 ms ahead
+    clock = Clock()
+    # (send delay, worker turnaround, return delay): asymmetric paths bias one sample, never past rtt/2
+    for out, turn, back in [(0.030, 0.001, 0.002), (0.001, 0.0005, 0.001), (0.004, 0.0, 0.020)]:
+        t0 = 1000.0
+        tw = t0 + out + true_offset
+        clock.add(t0, tw, t0 + out + turn + back)
+        assert clock.offset is not None and abs(clock.offset - true_offset) <= clock.uncertainty + 1e-9
+    assert clock.uncertainty == pytest.approx(0.00125) and clock.max_uncertainty == pytest.approx(0.0165)
+    batch = [[2000.25, 0.01, 1, "GET /", None], ["w", "k", 2000.5, 2000.75, "ok"], ["w", "j", 2000.5, None, "fail"]]
+    assert correct(batch, 0.25) == [
+        [2000.0, 0.01, 1, "GET /", None],
+        ["w", "k", 2000.25, 2000.5, "ok"],
+        ["w", "j", 2000.25, None, "fail"],
+    ]
+    assert version_mismatch({"locust": "2.47.0", "plugin": "0.1.0"}, {"locust": "2.47.0", "plugin": "0.1.0"}) is None
+    assert version_mismatch({"locust": "2.47.0", "plugin": "0.1.0"}, {"locust": "2.40.1", "plugin": "0.1.0"}) == (
+        "runs locust 2.40.1 (the master runs 2.47.0); install the same versions on every load host"
+    )
+    assert "locust" not in sys.modules

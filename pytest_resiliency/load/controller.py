@@ -367,7 +367,7 @@ class Traffic:
         deadline = self._workers_deadline
         if deadline is not None and now >= deadline:
             self._workers_deadline = None
-            if len(self.joined) < self.spec.expected_workers and "start" not in self.ingest.meta:
+            if len(self.joined) < self.spec.expected_workers:
                 self._fail(self._not_joined_message())
 
     def _judge_losses(self) -> None:
@@ -404,7 +404,14 @@ class Traffic:
             remote = spec.remote_workers - sum(1 for d in self.joined.values() if not d.get("local"))
             absent = ", ".join([*map(repr, local), *([f"{remote} remote worker(s)"] if remote > 0 else [])])
         refused = "".join(f"; refused: {d.get('name')!r} ({d.get('reason')})" for d in self.refused)
+        if "start" in self.ingest.meta:  # locust counted them all, but not every one introduced itself
+            refused += (
+                "; locust counted every worker, so some joined without pytest-resiliency's sink "
+                "(plain `locust --worker`?) and their requests are not evidence"
+            )
         host = "<this host>" if spec.master_bind_host == "*" else spec.master_bind_host
+        if spec.remote_workers and host.startswith("127."):
+            refused += f"; the master listens on {host} only: pass master_bind_host=<the address load hosts reach>"
         return (
             f"load: {len(self.joined)} of {spec.expected_workers} workers joined within {self.workers_timeout:g}s "
             f"(workers_timeout, default --resiliency-load-start-timeout): joined: {joined or 'none'}; "

@@ -143,6 +143,7 @@ class WorkerState:
     pending: list[list[list[Any]]] = field(default_factory=list)
     seq: int = 0
     last_clock_emit: float = 0.0
+    emitted: tuple[float, float] | None = None  # the (offset, uncertainty) last reported
 
     @property
     def synced(self) -> bool:
@@ -250,9 +251,14 @@ class Master:
             )
             return
         now = time.monotonic()
-        grew = clock.uncertainty >= clock.max_uncertainty and clock.uncertainty > 0 and changed
-        if first or grew or (changed and now - state.last_clock_emit >= 2.0):
+        # Report the first estimate, every new largest uncertainty (the max over the marks is
+        # what was applied), and a move beyond the last reported uncertainty, at most every 2 s.
+        grew = changed and clock.uncertainty > 0 and clock.uncertainty >= clock.max_uncertainty
+        last = state.emitted
+        moved = last is not None and abs(clock.offset - last[0]) > max(last[1], 0.001)
+        if first or grew or (moved and now - state.last_clock_emit >= 2.0):
             state.last_clock_emit = now
+            state.emitted = (clock.offset, clock.uncertainty)
             self.emit(
                 CLOCK,
                 name=state.name,
