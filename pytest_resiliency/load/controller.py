@@ -197,7 +197,7 @@ class Traffic:
             if self.master_port is not None:
                 host = "127.0.0.1" if self.spec.master_bind_host == "*" else self.spec.master_bind_host
                 for name in self.spec.local_worker_names():
-                    command = self.spec.local_worker_command(host, self.master_port)
+                    command = self.spec.worker_command(host, self.master_port)
                     worker_env = {**env, WORKER_NAME_ENV: name, WORKER_LOCAL_ENV: "1"}
                     self.workers.append(self._spawn(command, name, worker_env))
             _running.add(self)

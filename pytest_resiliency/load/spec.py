@@ -139,7 +139,7 @@ class LoadSpec:
             ]
         return cmd + list(self.locust_args)
 
-    def local_worker_command(self, master_host: str, master_port: int) -> list[str]:
+    def worker_command(self, master_host: str, master_port: int) -> list[str]:
         """A worker on the pytest host: the same files as the master, read from disk."""
         return [
             sys.executable,
