@@ -430,7 +430,7 @@ class Traffic:
 
     def _check_exit(self) -> bool:
         """Notice a locust process that ended on its own: finished (``duration``) or died."""
-        for role, proc in zip(["master"] + [f"worker {i}" for i in range(len(self.workers))], self._processes()):
+        for role, proc in zip(["master", *self.spec.local_worker_names()], self._processes(), strict=False):
             code = proc.poll()
             if code is None:
                 continue

@@ -166,6 +166,7 @@ class Master:
         self.versions = versions()
         self.workers: dict[str, WorkerState] = {}
         self.stopping = False
+        self._last_check = time.monotonic()
         runner = self.runner
         runner.register_message(HELLO, self._on_hello)
         runner.register_message(PONG, self._on_pong)
@@ -210,7 +211,7 @@ class Master:
         }
         reason = version_mismatch(self.versions, {"locust": data.get("locust", ""), "plugin": data.get("plugin", "")})
         if reason is None and any(
-            w.name == name and w.id != msg.node_id and w.status != "refused" for w in self.workers.values()
+            w.name == name and w.id != msg.node_id and w.status == "joined" for w in self.workers.values()
         ):
             reason = "has the same name as a worker that already joined; give each worker its own --name"
         if reason is None and self.expected and not state.local and name not in self.expected:
@@ -331,6 +332,9 @@ class Master:
             return
         clients = self.runner.clients
         now = time.monotonic()
+        lag, self._last_check = now - self._last_check, now
+        if lag > CHECK_EVERY + 1.0:
+            return  # the master itself stalled: let it read what the workers sent meanwhile first
         for state in list(self.workers.values()):
             if state.status != "joined":
                 continue
