@@ -567,6 +567,10 @@ def test_clock_estimate_keeps_the_shortest_round_trip_and_bounds_the_truth() -> 
         clock.add(t0, tw, t0 + out + turn + back)
         assert clock.offset is not None and abs(clock.offset - true_offset) <= clock.uncertainty + 1e-9
     assert clock.uncertainty == pytest.approx(0.00125) and clock.max_uncertainty == pytest.approx(0.0165)
+    # The worker's clock steps back 2 s (an NTP step): the next sample cannot agree, the old ones go.
+    t0 = 2000.0
+    assert clock.add(t0, t0 + 0.0005 + true_offset - 2.0, t0 + 0.002)
+    assert clock.steps == 1 and abs(clock.offset - (true_offset - 2.0)) <= clock.uncertainty + 1e-9
     batch = [[2000.25, 0.01, 1, "GET /", None], ["w", "k", 2000.5, 2000.75, "ok"], ["w", "j", 2000.5, None, "fail"]]
     assert correct(batch, 0.25) == [
         [2000.0, 0.01, 1, "GET /", None],

@@ -116,11 +116,21 @@ class Clock:
     uncertainty: float = 0.0
     max_uncertainty: float = 0.0
     max_abs_offset: float = 0.0
+    steps: int = 0  # times the worker's clock was seen to jump
 
     def add(self, t0: float, tw: float, t1: float) -> bool:
-        """Add a sample; returns whether the applied estimate changed."""
+        """Add a sample; returns whether the applied estimate changed.
+
+        Each sample bounds the true offset to ``offset ± rtt/2``. A sample whose bounds miss
+        the applied estimate's proves the worker's clock stepped (or drifted): the older
+        samples are dropped, so the correction follows within one sampling period.
+        """
         rtt = max(0.0, t1 - t0)
-        self.samples.append((rtt, tw - (t0 + t1) / 2, t1))
+        offset = tw - (t0 + t1) / 2
+        if self.offset is not None and abs(offset - self.offset) > rtt / 2 + self.uncertainty:
+            self.samples.clear()
+            self.steps += 1
+        self.samples.append((rtt, offset, t1))
         rtt_best, offset, _ = min(self.samples)
         changed = self.offset is None or abs(offset - self.offset) > 1e-4 or abs(rtt_best / 2 - self.uncertainty) > 1e-4
         self.offset, self.uncertainty = offset, rtt_best / 2
@@ -237,7 +247,9 @@ class Master:
         if state.status == "refused" or state.local:
             return  # a local worker shares the pytest host's clock; its answer only proves it is alive
         first = state.clock.offset is None
+        steps = state.clock.steps
         changed = state.clock.add(t0, tw, t1)
+        stepped = state.clock.steps != steps
         clock = state.clock
         assert clock.offset is not None
         if self.max_clock_skew is not None and abs(clock.offset) - clock.uncertainty > self.max_clock_skew:
@@ -257,7 +269,7 @@ class Master:
         grew = changed and clock.uncertainty > 0 and clock.uncertainty >= clock.max_uncertainty
         last = state.emitted
         moved = last is not None and abs(clock.offset - last[0]) > max(last[1], 0.001)
-        if first or grew or (moved and now - state.last_clock_emit >= 2.0):
+        if first or grew or stepped or (moved and now - state.last_clock_emit >= 2.0):
             state.last_clock_emit = now
             state.emitted = (clock.offset, clock.uncertainty)
             self.emit(
@@ -269,6 +281,7 @@ class Master:
                 max_uncertainty_s=clock.max_uncertainty,
                 rtt_s=min(clock.samples)[0],
                 samples=len(clock.samples),
+                steps=clock.steps,
                 at=t1,
             )
         if first and state.pending:
