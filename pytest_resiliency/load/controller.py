@@ -618,9 +618,10 @@ class Traffic:
         except ValueError:
             sid = -1
         starts = [t for t, src in zip(evidence.op_start, evidence.op_source, strict=True) if src == sid]
-        last = max(starts, default=0.0)
+        first, last = min(starts, default=0.0), max(starts, default=0.0)
 
         def rate(lo: float, hi: float) -> float | None:
+            lo = max(lo, first)  # only over time the load was running
             span = hi - lo
             return sum(1 for t in starts if lo <= t < hi) / span if span > 0.5 else None
 
