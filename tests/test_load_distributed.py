@@ -238,7 +238,7 @@ def test_a_lost_worker_with_continue_reports_the_rate_loss(
         server.close()
     (lost,) = traffic.report()["workers"]["lost"]
     assert lost["name"] == "load-b" and lost["users"] == 2
-    assert lost["rps_before"] > 80 and lost["rps_after"] < 0.75 * lost["rps_before"]
+    assert lost["rps_before"] > 50 and lost["rps_after"] < 0.75 * lost["rps_before"]  # half the users are gone
 
 
 def test_a_worker_that_never_joins_is_named_when_the_wait_ends(
