@@ -296,8 +296,11 @@ def test_a_worker_clock_offset_is_measured_and_corrected(
         evidence.write_keys, evidence.write_start, evidence.write_ack, evidence.write_status, strict=True
     ):
         if key in server.received and ack == ack:  # acknowledged (ack is not NaN)
-            # The server's own clock dates the write between the worker's corrected send and ack.
-            assert start - uncertainty - 0.002 <= server.received[key] <= ack + uncertainty + 0.002, status
+            # The server's own clock dates the write after the worker's corrected send, and
+            # before its ack; the ledger's ack is ``start`` + locust's elapsed time, which begins
+            # a little after ``start`` (a few ms on a busy machine), hence the slack on that side.
+            # Uncorrected, every write would be 0.4 s off one bound.
+            assert start - uncertainty - 0.001 <= server.received[key] <= ack + uncertainty + 0.05, status
             checked += 1
     assert checked >= 30
     print(
