@@ -16,6 +16,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -75,6 +76,9 @@ class LoadHost:
         for pid in self.pids():
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+        for proc in self.procs:  # a killed worker's fetched locustfiles (the pid survives the execs)
+            for leftover in Path(tempfile.gettempdir()).glob(f"resiliency-worker-{proc.pid}-*"):
+                shutil.rmtree(leftover, ignore_errors=True)
         subprocess.run(["ip", "link", "del", self.host_if], capture_output=True)
         subprocess.run(["ip", "netns", "del", self.name], capture_output=True)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -395,6 +396,8 @@ def test_a_worker_with_another_plugin_version_is_refused(run: Any, tmp_path: Pat
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(worker.pid, signal.SIGKILL)
             worker.wait()
+            for leftover in Path(tempfile.gettempdir()).glob(f"resiliency-worker-{worker.pid}-*"):
+                shutil.rmtree(leftover, ignore_errors=True)
     finally:
         traffic.stop()
         server.close()
@@ -499,3 +502,21 @@ def test_clock_estimate_keeps_the_shortest_round_trip_and_bounds_the_truth() -> 
         "runs locust 2.40.1 (the master runs 2.47.0); install the same versions on every load host"
     )
     assert "locust" not in sys.modules
+
+
+def test_a_new_worker_removes_the_files_of_killed_workers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pytest_resiliency.load.worker import TMP_PREFIX, remove_stale_dirs
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale, alive, other = (
+        tmp_path / f"{TMP_PREFIX}{dead.pid}-ab",
+        tmp_path / f"{TMP_PREFIX}{os.getpid()}-cd",
+        tmp_path / "x",
+    )
+    for path in (stale, alive, other):
+        path.mkdir()
+    (stale / "resiliency_sink.py").write_text("")
+    remove_stale_dirs()
+    assert not stale.exists() and alive.exists() and other.exists()

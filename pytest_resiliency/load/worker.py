@@ -18,11 +18,31 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 import tempfile
 from collections.abc import Sequence
 
 from .records import WORKER_NAME_ENV, WORKER_TMP_ENV
+
+TMP_PREFIX = "resiliency-worker-"
+
+
+def remove_stale_dirs() -> None:
+    """Remove the private directories of workers that no longer run (named by their pid)."""
+    root = tempfile.gettempdir()
+    for entry in os.listdir(root):
+        if not entry.startswith(TMP_PREFIX):
+            continue
+        pid = entry[len(TMP_PREFIX) :].split("-", 1)[0]
+        if not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(os.path.join(root, entry), ignore_errors=True)
+        except PermissionError:
+            pass  # alive, another user's
 
 
 def command(master_host: str, master_port: int, locustfiles: Sequence[str] = ()) -> list[str]:
@@ -77,8 +97,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.name:
         env[WORKER_NAME_ENV] = args.name
     # Fetched locustfiles land in tempfile.gettempdir(): give this worker its own directory so
-    # two workers on one host never read each other's half-written copies. The sink removes it.
-    private = tempfile.mkdtemp(prefix="resiliency-worker-")
+    # two workers on one host never read each other's half-written copies. The sink removes it
+    # at quit; a SIGKILLed worker's is removed by the next worker started on the host.
+    remove_stale_dirs()
+    private = tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{os.getpid()}-")  # the pid survives the exec
     env["TMPDIR"] = private
     env[WORKER_TMP_ENV] = private
     cmd = command(args.master_host, args.master_port, [os.path.abspath(f) for f in args.locustfile])
