@@ -56,7 +56,8 @@ class _Handler(BaseHTTPRequestHandler):
 class OrdersServer:
     """A loopback orders store with exact refusal and write-loss faults."""
 
-    def __init__(self) -> None:
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        self.host = host
         self.port = 0
         self.orders = self
         self._store: set[str] = set()
@@ -74,7 +75,7 @@ class OrdersServer:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{self.host}:{self.port}"
 
     # -- store ---------------------------------------------------------------------
 
@@ -129,7 +130,7 @@ class OrdersServer:
     def _open(self) -> None:
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        listener.bind(("127.0.0.1", self.port))
+        listener.bind((self.host, self.port))
         listener.listen(256)
         self.port = listener.getsockname()[1]
         self._listener = listener

@@ -148,9 +148,9 @@ def test_distributed_local_and_remote_workers_reach_the_timeline(
 ) -> None:
     locustfile = tmp_path / "writer.py"
     locustfile.write_text(LEDGER_LOCUSTFILE)
-    traffic = load(server.url, users=4, locustfile=locustfile, workers=1, remote_workers=1)
+    traffic = load(server.url, users=4, locustfile=locustfile, workers=1, remote_workers=1, master_port=0)
     # The documented command for a worker on another host; here it runs on loopback.
-    command = [sys.executable if c == "python" else c for c in traffic.worker_command("127.0.0.1")]
+    command = traffic.worker_argv("127.0.0.1", python=sys.executable)
     remote = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         traffic.wait_steady(timeout="60s", successes=60)

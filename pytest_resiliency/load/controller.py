@@ -5,6 +5,10 @@ deadlocks pytest and kills xdist workers). A run is one master (or single) locus
 process plus optional local worker processes, each in its own session so that stopping
 is exact: SIGTERM, a grace period, then SIGKILL, and every child reaped. A sink watchdog
 inside locust ends the run if pytest itself dies.
+
+In a distributed run the master reports its workers (joined, missing, quit, refused, clock
+offsets) as meta records on the same stream; a lost worker is evidence (a timeline mark)
+and, unless the run was told to carry on, aborts the experiment naming the worker.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import atexit
 import concurrent.futures
 import contextlib
+import errno
 import http.client
 import json
 import os
@@ -29,9 +34,23 @@ from typing import TYPE_CHECKING, Any
 
 from ..budget import parse_duration
 from ..measure import percentile
+from ..timeline import Timeline
 from .ingest import SOURCE, Ingest
-from .records import EVENTS_ENV, PARENT_ENV
-from .spec import LoadError, LoadSpec
+from .records import (
+    CLOCK,
+    CLUSTER_ENV,
+    EVENTS_ENV,
+    META,
+    PARENT_ENV,
+    WORKER_BACK,
+    WORKER_JOINED,
+    WORKER_LOCAL_ENV,
+    WORKER_MISSING,
+    WORKER_NAME_ENV,
+    WORKER_QUIT,
+    WORKER_REFUSED,
+)
+from .spec import LoadError, LoadSpec, remote_worker_argv
 
 if TYPE_CHECKING:
     from ..experiment import Experiment
@@ -41,6 +60,11 @@ LOG_TAIL_LINES = 25
 READ_BACK_THREADS = 8
 READ_BACK_ATTEMPTS = 3
 _TAIL_POLL = 0.01
+# After a first worker is lost, wait this long for others to follow (a heartbeat period and a
+# check), so that killing every load host is one error naming all of them.
+LOSS_SETTLE = 1.2
+RATE_WINDOW = 5.0  # seconds of load before and after a lost worker compared in the report
+WORKER_EVENTS = frozenset({WORKER_JOINED, WORKER_MISSING, WORKER_QUIT, WORKER_BACK, WORKER_REFUSED, CLOCK})
 
 _running: weakref.WeakSet[Traffic] = weakref.WeakSet()
 
@@ -57,6 +81,45 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host if host not in ("*", "") else "0.0.0.0", 0))
         return int(s.getsockname()[1])
+
+
+def master_port(spec: LoadSpec) -> int:
+    """The port the master will listen on: checked free on its bind address, or a free one for 0."""
+    host = "0.0.0.0" if spec.master_bind_host == "*" else spec.master_bind_host
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # like the master's own listener
+        try:
+            s.bind((host, spec.master_port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRNOTAVAIL:
+                raise LoadError(
+                    f"load: master_bind_host={spec.master_bind_host!r} is not an address of this host; "
+                    "bind the interface the load hosts reach"
+                ) from None
+            raise LoadError(
+                f"load: master_port={spec.master_port} on {spec.master_bind_host} is in use ({exc.strerror}): "
+                "another load or locust master? Pass master_port=<a free port>, or 0 for any free port"
+            ) from None
+        return int(s.getsockname()[1])
+
+
+class _WorkerIngest(Ingest):
+    """The ingest, also handing the master's worker events to the controller, a batch at a time."""
+
+    def __init__(self, timeline: Timeline, on_events: Any) -> None:
+        super().__init__(timeline)
+        self._on_events = on_events
+
+    def _ingest(self, records: list[Any]) -> int:
+        events = [
+            rec
+            for rec in records
+            if isinstance(rec, list) and len(rec) > 2 and rec[0] == META and rec[1] in WORKER_EVENTS
+        ]
+        count = super()._ingest(records)
+        if events:
+            self._on_events(events)
+        return count
 
 
 def tail_text(path: Path, lines: int = LOG_TAIL_LINES) -> str:
@@ -90,10 +153,24 @@ class Traffic:
         self.workdir = workdir
         self.start_timeout = start_timeout
         self.grace = grace
-        self.ingest = Ingest(experiment.timeline)
+        self.ingest: Ingest = (
+            _WorkerIngest(experiment.timeline, self._on_worker_events)
+            if spec.distributed
+            else Ingest(experiment.timeline)
+        )
         self.events_path = workdir / "events.jsonl"
         self.json_path = workdir / "locust"  # locust appends ".json"
-        self.master_port: int | None = free_port(spec.master_bind_host) if spec.distributed else None
+        self.master_port: int | None = master_port(spec) if spec.distributed else None
+        self.workers_timeout = spec.workers_timeout if spec.workers_timeout is not None else start_timeout
+        self.joined: dict[str, dict[str, Any]] = {}  # worker name -> what it said when it joined
+        self.lost: list[dict[str, Any]] = []  # workers that went missing or quit during the run
+        self.refused: list[dict[str, Any]] = []
+        self.clocks: dict[str, dict[str, Any]] = {}  # worker name -> latest offset estimate
+        # The largest residual uncertainty (s) of the clock corrections applied to remote workers'
+        # timestamps: 0.0 when every timestamp came from the pytest host's clock.
+        self.clock_uncertainty = 0.0
+        self._workers_deadline: float | None = None
+        self._loss_deadline: float | None = None
         self.master: subprocess.Popen[bytes] | None = None
         self.workers: list[subprocess.Popen[bytes]] = []
         self.logs: list[Path] = []
@@ -113,12 +190,16 @@ class Traffic:
         self.events_path.touch()
         env = self._environment()
         try:
-            self.master = self._spawn(self.spec.master_command(self.json_path, self.master_port), "master", env)
             if self.master_port is not None:
-                host = "127.0.0.1" if self.spec.master_bind_host in ("*", "0.0.0.0", "") else self.spec.master_bind_host
-                for i in range(self.spec.workers):
+                self._workers_deadline = time.monotonic() + self.workers_timeout
+            master_env = {**env, CLUSTER_ENV: self.spec.cluster_json()} if self.spec.distributed else env
+            self.master = self._spawn(self.spec.master_command(self.json_path, self.master_port), "master", master_env)
+            if self.master_port is not None:
+                host = "127.0.0.1" if self.spec.master_bind_host == "*" else self.spec.master_bind_host
+                for name in self.spec.local_worker_names():
                     command = self.spec.worker_command(host, self.master_port)
-                    self.workers.append(self._spawn(command, f"worker-{i}", env))
+                    worker_env = {**env, WORKER_NAME_ENV: name, WORKER_LOCAL_ENV: "1"}
+                    self.workers.append(self._spawn(command, name, worker_env))
             _running.add(self)
             self._tail = threading.Thread(target=self._run_tail, name="resiliency-load-tail", daemon=True)
             self._tail.start()
@@ -164,20 +245,31 @@ class Traffic:
     def command(self) -> list[str]:
         return self.spec.master_command(self.json_path, self.master_port)
 
-    def worker_command(self, master_host: str) -> list[str]:
-        """The command that joins a worker on another host to this run (``--master-host``)."""
+    def worker_command(self, master_host: str | None = None, name: str | None = None) -> str:
+        """The shell command that joins a worker on another host to this run, to print or provision.
+
+        ``master_host`` is the address the load host reaches this machine at (default: the
+        bind address). The worker fetches the locustfiles from the master, so nothing but
+        pytest-resiliency (and the modules your locustfile imports) is needed on the load host.
+        """
+        import shlex
+
+        return shlex.join(self.worker_argv(master_host, name))
+
+    def worker_argv(
+        self, master_host: str | None = None, name: str | None = None, python: str = "python3"
+    ) -> list[str]:
+        """:meth:`worker_command` as an argument list (``python`` is the load host's interpreter)."""
         if self.master_port is None:
             raise LoadError("load: worker_command needs a distributed run (workers= or remote_workers= > 0)")
-        return [
-            "python",
-            "-m",
-            "pytest_resiliency.load.worker",
-            "--master-host",
-            master_host,
-            "--master-port",
-            str(self.master_port),
-            *[arg for f in self.spec.locustfiles for arg in ("-f", str(f))],
-        ]
+        if master_host is None:
+            if self.spec.master_bind_host == "*":
+                raise LoadError(
+                    "load: worker_command(master_host=...) needs the address load hosts reach this machine at "
+                    "(the master listens on every interface)"
+                )
+            master_host = self.spec.master_bind_host
+        return remote_worker_argv(master_host, self.master_port, python=python, name=name)
 
     @property
     def pids(self) -> list[int]:
@@ -203,12 +295,142 @@ class Traffic:
                     if rest:
                         self.ingest.feed(rest)
                     break
+                if self.master_port is not None and not self._stopping.is_set():
+                    self._check_workers()
                 time.sleep(_TAIL_POLL)
+        if self._loss_deadline is not None:
+            self._judge_losses()
         self.ingest.poke()
+
+    # -- workers -----------------------------------------------------------------------
+
+    def _on_worker_events(self, events: list[list[Any]]) -> None:
+        """The master's worker events of one batch: marks on the timeline, then a judgement."""
+        timeline = self.experiment.timeline
+        for _, kind, details in events:
+            name = str(details.get("name") or details.get("id") or "?")
+            at = float(details.get("at") or time.time())
+            if kind == WORKER_JOINED:
+                self.joined[name] = details
+                timeline.mark(
+                    at,
+                    "worker-joined",
+                    name,
+                    host=details.get("host"),
+                    pid=details.get("pid"),
+                    locust=details.get("locust"),
+                    plugin=details.get("plugin"),
+                )
+            elif kind == CLOCK:
+                self.clocks[name] = details
+                self.clock_uncertainty = max(
+                    self.clock_uncertainty,
+                    float(details.get("max_uncertainty_s") or 0.0),
+                    float(details.get("uncertainty_s") or 0.0),
+                )
+                timeline.mark(
+                    at, "clock", name, offset_s=details.get("offset_s"), uncertainty_s=details.get("uncertainty_s")
+                )
+            elif kind == WORKER_BACK:
+                timeline.mark(at, "worker-back", name)
+            elif kind == WORKER_REFUSED:
+                self.refused.append(details)
+                timeline.mark(at, "worker-refused", name, reason=details.get("reason"))
+                self._fail(f"load: worker {name!r} was refused: it {details.get('reason')}")
+            elif kind in (WORKER_MISSING, WORKER_QUIT) and (not self._stopping.is_set() or details.get("final")):
+                # ``final``: no answer to the master's roll call as the run ended (killed just before)
+                silent = float(details.get("silent_s") or 0.0) if kind == WORKER_MISSING else 0.0
+                how = f"went missing (no message for {silent:.1f}s)" if kind == WORKER_MISSING else "disconnected"
+                # ``since``: when it was last heard from, the end of its share of the load
+                lost = {
+                    "name": name,
+                    "at": at,
+                    "since": at - silent,
+                    "how": how,
+                    "users": int(details.get("users") or 0),
+                }
+                self.lost.append(lost)
+                timeline.mark(at, kind, name, users=lost["users"])
+                if self._loss_deadline is None:
+                    self._loss_deadline = time.monotonic() + LOSS_SETTLE
+        if self._loss_deadline is not None and not self.remaining_workers():
+            self._judge_losses()  # nobody left to wait for
+
+    def remaining_workers(self) -> list[str]:
+        gone = {w["name"] for w in self.lost}
+        return [n for n in self.joined if n not in gone]
+
+    def _check_workers(self) -> None:
+        now = time.monotonic()
+        if self._loss_deadline is not None and now >= self._loss_deadline:
+            self._judge_losses()
+        deadline = self._workers_deadline
+        if deadline is not None and now >= deadline:
+            self._workers_deadline = None
+            if len(self.joined) < self.spec.expected_workers:
+                self._fail(self._not_joined_message())
+
+    def _judge_losses(self) -> None:
+        """After the settle time: an error naming every lost worker, or a reported rate loss."""
+        self._loss_deadline = None
+        if not self.lost or self.died:
+            return
+        start = self.experiment.started_at
+        lost = ", ".join(
+            f"{w['name']!r} {w['how']} at +{w['at'] - start:.1f}s ({w['users']} user{'' if w['users'] == 1 else 's'})"
+            for w in self.lost
+        )
+        left = self.remaining_workers()
+        if not left:
+            self._fail(f"load: every worker is gone, no load is running: {lost}")
+        elif self.spec.on_worker_loss == "error":
+            self._fail(
+                f"load: {lost}; {len(left)} of {len(self.joined)} workers left ({', '.join(left)}). A lost worker "
+                "cuts the load silently (locust does not hand its users to the others); pass "
+                "on_worker_loss='continue' to carry on with the rest"
+            )
+
+    def _not_joined_message(self) -> str:
+        spec = self.spec
+        joined = ", ".join(
+            f"{n} ({'local' if d.get('local') else d.get('host') or '?'} pid {d.get('pid')})"
+            for n, d in self.joined.items()
+        )
+        if spec.remote_names:
+            missing = [n for n in [*spec.local_worker_names(), *spec.remote_names] if n not in self.joined]
+            absent = ", ".join(map(repr, missing))
+        else:
+            local = [n for n in spec.local_worker_names() if n not in self.joined]
+            remote = spec.remote_workers - sum(1 for d in self.joined.values() if not d.get("local"))
+            absent = ", ".join([*map(repr, local), *([f"{remote} remote worker(s)"] if remote > 0 else [])])
+        refused = "".join(f"; refused: {d.get('name')!r} ({d.get('reason')})" for d in self.refused)
+        if "start" in self.ingest.meta:  # locust counted them all, but not every one introduced itself
+            refused += (
+                "; locust counted every worker, so some joined without pytest-resiliency's sink "
+                "(plain `locust --worker`?) and their requests are not evidence"
+            )
+        host = "<this host>" if spec.master_bind_host == "*" else spec.master_bind_host
+        if spec.remote_workers and host.startswith("127."):
+            refused += f"; the master listens on {host} only: pass master_bind_host=<the address load hosts reach>"
+        return (
+            f"load: {len(self.joined)} of {spec.expected_workers} workers joined within {self.workers_timeout:g}s "
+            f"(workers_timeout, default --resiliency-load-start-timeout): joined: {joined or 'none'}; "
+            f"not joined: {absent}{refused}. Each load host runs `{self.worker_command(host)}` and must reach "
+            f"{host}:{self.master_port} over TCP (the master's only port)"
+        )
+
+    def _fail(self, message: str) -> None:
+        """The load can no longer be trusted: abort the experiment (a test ERROR) naming why."""
+        if self.died is not None:
+            return
+        self.died = message
+        self.died_reported = True  # the experiment's abort reports it; the fixture must not repeat it
+        self.ingest.poke()
+        self.experiment.abort(message)
 
     def _check_exit(self) -> bool:
         """Notice a locust process that ended on its own: finished (``duration``) or died."""
-        for role, proc in zip(["master"] + [f"worker {i}" for i in range(len(self.workers))], self._processes()):
+        for role, proc in zip(["master", *self.spec.local_worker_names()], self._processes(), strict=False):
             code = proc.poll()
             if code is None:
                 continue
@@ -293,8 +515,11 @@ class Traffic:
         if not ok or ingest.successes < need:
             errors = ", ".join(f"{name} x{n}" for name, n in ingest.errors.most_common(5)) or "none"
             state = "started" if "start" in ingest.meta else "not started (waiting for workers?)"
+            workers = ""
+            if self.master_port is not None:
+                workers = f", workers joined: {', '.join(self.joined) or 'none'} of {self.spec.expected_workers}"
             raise LoadError(
-                f"load did not become steady within {seconds:g}s: run {state}, "
+                f"load did not become steady within {seconds:g}s: run {state}{workers}, "
                 f"{'all users spawned' if 'spawned' in ingest.meta else 'users still spawning'}, "
                 f"{ingest.requests} requests, {ingest.successes} succeeded (needed {need}), errors: {errors}"
                 + ("" if ingest.requests else f"\nlocust never produced a request\n{self.log_tail()}")
@@ -309,6 +534,7 @@ class Traffic:
         end = time.time() + parse_duration(timeout, "timeout")
         exp = self.experiment
         while True:
+            self._raise_if_died()  # a lost worker or a dead locust: the evidence cannot be trusted
             if exp.wait_recovered(timeout=max(0.0, min(0.2, end - time.time()))):
                 return True
             self._raise_if_died()
@@ -353,6 +579,8 @@ class Traffic:
             "writes": {s: ingest.writes.get(s, 0) for s in ("ok", "fail", "indeterminate")},
             "errors": dict(ingest.errors.most_common(20)),
             "dropped": evidence.dropped,
+            "lost_workers": [w["name"] for w in self.lost],
+            "clock_uncertainty": self.clock_uncertainty,
         }
 
     def report(self) -> dict[str, Any]:
@@ -379,6 +607,42 @@ class Traffic:
             "errors": dict(self.ingest.errors.most_common(20)),
             "died": self.died,
             "stats": entries,
+            **({"workers": self.workers_report()} if self.master_port is not None else {}),
+        }
+
+    def workers_report(self) -> dict[str, Any]:
+        """Who joined, who was lost (with the load's rate before and after), clock offsets; builtins only."""
+        evidence = self.experiment.timeline.snapshot()
+        try:
+            sid = evidence.strings.index(SOURCE)
+        except ValueError:
+            sid = -1
+        starts = [t for t, src in zip(evidence.op_start, evidence.op_source, strict=True) if src == sid]
+        first, last = min(starts, default=0.0), max(starts, default=0.0)
+
+        def rate(lo: float, hi: float) -> float | None:
+            lo = max(lo, first)  # only over time the load was running
+            span = hi - lo
+            return sum(1 for t in starts if lo <= t < hi) / span if span > 0.5 else None
+
+        lost = []
+        for w in self.lost:
+            at, since = float(w["at"]), float(w["since"])
+            before = rate(since - RATE_WINDOW, since)
+            lost.append({**w, "rps_before": before, "rps_after": rate(at, min(at + RATE_WINDOW, last))})
+        return {
+            "expected": self.spec.expected_workers,
+            "master": f"{self.spec.master_bind_host}:{self.master_port}",
+            "joined": {
+                n: {k: d.get(k) for k in ("host", "pid", "local", "locust", "plugin")} for n, d in self.joined.items()
+            },
+            "lost": lost,
+            "refused": [{k: d.get(k) for k in ("name", "reason")} for d in self.refused],
+            "clocks": {
+                n: {k: d.get(k) for k in ("offset_s", "uncertainty_s", "max_uncertainty_s", "rtt_s")}
+                for n, d in self.clocks.items()
+            },
+            "clock_uncertainty_s": self.clock_uncertainty,
         }
 
     def read_back(self, keys: Iterable[str] | None = None) -> list[str]:

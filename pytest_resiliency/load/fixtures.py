@@ -22,28 +22,42 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--resiliency-load-start-timeout",
         metavar="DURATION",
         default=None,
-        help="how long locust may take to load its locustfiles before the test errors (default 60s)",
+        help="how long locust may take to load its locustfiles, and workers to join, before the test errors "
+        "(default 60s)",
+    )
+    group.addoption(
+        "--resiliency-load-max-clock-skew",
+        metavar="DURATION",
+        default=None,
+        help="refuse a load worker whose clock differs from this host's by more than this (default 1s)",
     )
 
 
 START_TIMEOUT = pytest.StashKey[float]()
+MAX_CLOCK_SKEW = pytest.StashKey[float]()
 DEFAULT_START_TIMEOUT = 60.0
+DEFAULT_MAX_CLOCK_SKEW = 1.0
 
 
 def pytest_configure(config: pytest.Config) -> None:
     """Check the option at start-up: a bad value is a usage error, not a test error."""
     from ..budget import BudgetError, parse_duration
 
-    value = config.getoption("resiliency_load_start_timeout", None)
-    seconds = DEFAULT_START_TIMEOUT
-    if value is not None:
-        try:
-            seconds = parse_duration(value, "--resiliency-load-start-timeout")
-        except BudgetError as exc:
-            raise pytest.UsageError(str(exc)) from None
-        if seconds <= 0:
-            raise pytest.UsageError(f"--resiliency-load-start-timeout={value!r} must be > 0")
-    config.stash[START_TIMEOUT] = seconds
+    for option, key, default in (
+        ("resiliency_load_start_timeout", START_TIMEOUT, DEFAULT_START_TIMEOUT),
+        ("resiliency_load_max_clock_skew", MAX_CLOCK_SKEW, DEFAULT_MAX_CLOCK_SKEW),
+    ):
+        value = config.getoption(option, None)
+        seconds = default
+        name = "--" + option.replace("_", "-")
+        if value is not None:
+            try:
+                seconds = parse_duration(value, name)
+            except BudgetError as exc:
+                raise pytest.UsageError(str(exc)) from None
+            if seconds <= 0:
+                raise pytest.UsageError(f"{name}={value!r} must be > 0 (e.g. 10s, 500ms)")
+        config.stash[key] = seconds
 
 
 @pytest.fixture
@@ -53,16 +67,19 @@ def load(
     """Start locust against ``url``: ``traffic = load(url, users=10, rate=50, writes=0.3)``.
 
     ``locustfile=`` runs your own locustfile unchanged instead of the built-in scenario;
-    ``workers=N`` runs a master and N local workers. The load is stopped when the test
-    ends, before the measurement; its request outcomes and writes are on the timeline.
+    ``workers=N`` runs a master and N local workers, ``remote_workers=`` waits for workers
+    on other hosts (see docs/load.md). The load is stopped when the test ends, before the
+    measurement; its request outcomes and writes are on the timeline.
     """
     from .controller import Traffic
     from .spec import LoadError, make_spec
 
     started: list[Traffic] = []
     timeout = request.config.stash.get(START_TIMEOUT, DEFAULT_START_TIMEOUT)
+    max_skew = request.config.stash.get(MAX_CLOCK_SKEW, DEFAULT_MAX_CLOCK_SKEW)
 
     def start(url: Any, users: Any = 10, rate: Any = None, writes: Any = None, **options: Any) -> Traffic:
+        options.setdefault("max_clock_skew", max_skew)
         try:
             spec = make_spec(url, users, rate, writes, **options)
         except TypeError as exc:

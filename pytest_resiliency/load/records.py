@@ -4,7 +4,12 @@ One JSON array per line, compact so a million requests stay cheap to write and p
 
 * request: ``[start, latency_s, ok, name, error]`` (``ok`` is 1 or 0, ``error`` a short name or null)
 * write:   ``["w", key, start, ack, status]`` (``ack`` null unless acknowledged)
-* meta:    ``["m", what, {details}]`` (``start`` when the run began, ``spawned`` when every user is up)
+* meta:    ``["m", what, {details}]`` (``start`` when the run began, ``spawned`` when every user is up;
+  the master adds the worker events below, each with ``at``, the master's wall-clock time)
+
+In a distributed run the master also speaks to every worker over locust custom messages
+(``HELLO``, ``PING``/``PONG`` for clock offsets); the worker events it reports are the
+``WORKER_*`` and ``CLOCK`` meta kinds.
 
 Both sides import this module, so it must stay free of locust, gevent and pytest.
 """
@@ -18,6 +23,21 @@ EVENTS_ENV = "RESILIENCY_EVENTS"
 PARENT_ENV = "RESILIENCY_PARENT_PID"
 MESSAGE_TYPE = "resiliency_events"
 SCENARIO_OPTION = "--resiliency-scenario"
+CLUSTER_ENV = "RESILIENCY_CLUSTER"  # the master's settings for its workers (JSON)
+WORKER_NAME_ENV = "RESILIENCY_WORKER_NAME"
+WORKER_LOCAL_ENV = "RESILIENCY_WORKER_LOCAL"  # "1": a worker the controller started on the pytest host
+WORKER_TMP_ENV = "RESILIENCY_WORKER_TMP"  # the worker's private directory for shipped locustfiles
+# Test hook: seconds added to time.time() inside a worker, to test clock-offset correction and refusal.
+CLOCK_OFFSET_ENV = "RESILIENCY_TEST_CLOCK_OFFSET"
+HELLO, PING, PONG = "resiliency_hello", "resiliency_ping", "resiliency_pong"
+WORKER_JOINED, WORKER_MISSING, WORKER_QUIT, WORKER_BACK, WORKER_REFUSED, CLOCK = (
+    "worker-joined",
+    "worker-missing",
+    "worker-quit",
+    "worker-back",
+    "worker-refused",
+    "clock",
+)
 WRITE, META = "w", "m"
 WRITE_STATUSES = ("ok", "fail", "indeterminate")
 

@@ -6,7 +6,9 @@ naming the argument and what is accepted.
 
 from __future__ import annotations
 
+import ipaddress
 import json
+import shlex
 import sys
 import urllib.parse
 import uuid
@@ -22,6 +24,11 @@ SINK_LOCUSTFILE = LOCUSTFILES / "resiliency_sink.py"
 HTTP_LOCUSTFILE = LOCUSTFILES / "resiliency_http.py"
 DEFAULT_RATE = 50.0
 DEFAULT_WRITES = 0.3
+DEFAULT_MASTER_PORT = 5557  # locust's, and the worker's --master-port default
+DEFAULT_MISSING_AFTER = 3.0  # seconds of silence before a worker is missing (locust's own is ~4 s)
+WORKER_LOSS = ("error", "continue")
+WILDCARD_HOSTS = ("*", "0.0.0.0")
+LOCAL_WORKER_PREFIX = "local-"
 
 
 class LoadError(RuntimeError):
@@ -40,11 +47,33 @@ class LoadSpec:
     workers: int
     remote_workers: int
     master_bind_host: str
+    master_port: int  # 0: any free port
     request_timeout: float
     write_path: str
     read_path: str
     locust_args: tuple[str, ...] = ()
+    remote_names: tuple[str, ...] = ()  # the expected remote workers' --name, when given by name
+    workers_timeout: float | None = None  # how long to wait for every worker to join (None: start timeout)
+    missing_after: float = DEFAULT_MISSING_AFTER
+    on_worker_loss: str = "error"
+    max_clock_skew: float | None = None  # None: no limit
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:10])
+
+    @property
+    def expected_workers(self) -> int:
+        return self.workers + self.remote_workers
+
+    def local_worker_names(self) -> list[str]:
+        return [f"{LOCAL_WORKER_PREFIX}{i}" for i in range(self.workers)]
+
+    def cluster_json(self) -> str:
+        """The master's settings for watching its workers (``$RESILIENCY_CLUSTER``)."""
+        settings = {
+            "missing_after": self.missing_after,
+            "max_clock_skew": self.max_clock_skew,
+            "expected": list(self.remote_names),
+        }
+        return json.dumps(settings, separators=(",", ":"))
 
     @property
     def distributed(self) -> bool:
@@ -106,12 +135,12 @@ class LoadSpec:
                 "--master-bind-port",
                 str(master_port),
                 "--expect-workers",
-                str(self.workers + self.remote_workers),
+                str(self.expected_workers),
             ]
         return cmd + list(self.locust_args)
 
     def worker_command(self, master_host: str, master_port: int) -> list[str]:
-        """The command that joins a worker to this run's master, here or on another host."""
+        """A worker on the pytest host: the same files as the master, read from disk."""
         return [
             sys.executable,
             "-m",
@@ -124,6 +153,26 @@ class LoadSpec:
             "--master-port",
             str(master_port),
         ]
+
+
+def remote_worker_argv(
+    master_host: str, master_port: int, python: str = "python3", name: str | None = None
+) -> list[str]:
+    """The command that joins a worker on another host: it fetches the locustfiles from the master."""
+    argv = [
+        python,
+        "-m",
+        "pytest_resiliency.load.worker",
+        "--master-host",
+        master_host,
+        "--master-port",
+        str(master_port),
+    ]
+    return argv + (["--name", name] if name else [])
+
+
+def remote_worker_command(master_host: str, master_port: int, name: str | None = None) -> str:
+    return shlex.join(remote_worker_argv(master_host, master_port, name=name))
 
 
 def _whole(value: Any, name: str, minimum: int) -> int:
@@ -154,6 +203,44 @@ def _path(value: Any, name: str) -> str:
     return value
 
 
+def _remote_workers(value: Any) -> tuple[int, tuple[str, ...]]:
+    """``remote_workers=2`` or ``remote_workers=["load-a", "load-b"]`` (the workers' ``--name``)."""
+    if isinstance(value, (list, tuple)):
+        names = tuple(value)
+        bad = [n for n in names if not isinstance(n, str) or not n.strip() or n.startswith(LOCAL_WORKER_PREFIX)]
+        if bad or not names or len(set(names)) != len(names):
+            raise LoadError(
+                f"load: remote_workers={value!r} must be a whole number or a list of distinct, non-empty worker "
+                f"names (each worker's --name; names starting with {LOCAL_WORKER_PREFIX!r} are the local workers')"
+            )
+        return len(names), names
+    return _whole(value, "remote_workers", 0), ()
+
+
+def _bind_host(value: Any) -> str:
+    """An IPv4 address of this host, or ``0.0.0.0``/``*`` for every interface (not recommended)."""
+    if value in WILDCARD_HOSTS:
+        return "*"
+    try:
+        address = ipaddress.IPv4Address(value)
+    except (ipaddress.AddressValueError, ValueError):
+        raise LoadError(
+            f"load: master_bind_host={value!r} must be an IPv4 address of this host that the load hosts reach "
+            "(e.g. '10.0.0.5'; '127.0.0.1' for local workers only), or '0.0.0.0' for every interface"
+        ) from None
+    return str(address)
+
+
+def _master_port(value: Any, remote: int, distributed: bool) -> int:
+    if value is None:
+        return DEFAULT_MASTER_PORT if remote else 0
+    if not distributed:
+        raise LoadError(f"load: master_port={value!r} needs a distributed run (workers= or remote_workers= > 0)")
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 65535:
+        raise LoadError(f"load: master_port={value!r} must be a TCP port 1-65535, or 0 for any free port")
+    return value
+
+
 def make_spec(
     url: Any,
     users: Any = 10,
@@ -165,7 +252,12 @@ def make_spec(
     *,
     spawn_rate: Any = None,
     remote_workers: Any = 0,
-    master_bind_host: str = "127.0.0.1",
+    master_bind_host: Any = "127.0.0.1",
+    master_port: Any = None,
+    workers_timeout: Any = None,
+    missing_after: Any = DEFAULT_MISSING_AFTER,
+    on_worker_loss: Any = "error",
+    max_clock_skew: Any = None,
     request_timeout: Any = "5s",
     write_path: str = "/orders",
     read_path: str = "/orders/{key}",
@@ -211,6 +303,11 @@ def make_spec(
         raise LoadError(f"load: read_path={read_path!r} must contain '{{key}}' (e.g. '/orders/{{key}}')")
     if isinstance(locust_args, str) or not all(isinstance(a, str) for a in locust_args):
         raise LoadError(f"load: locust_args={locust_args!r} must be a list of strings (extra locust options)")
+    remote_count, remote_names = _remote_workers(remote_workers)
+    local_count = _whole(workers, "workers", 0)
+    distributed = local_count + remote_count > 0
+    if on_worker_loss not in WORKER_LOSS:
+        raise LoadError(f"load: on_worker_loss={on_worker_loss!r} must be one of {', '.join(map(repr, WORKER_LOSS))}")
     return LoadSpec(
         url=url.rstrip("/"),
         users=users_n,
@@ -219,9 +316,15 @@ def make_spec(
         writes=write_ratio,
         locustfiles=files,
         duration=None if duration is None else _seconds(duration, "duration"),
-        workers=_whole(workers, "workers", 0),
-        remote_workers=_whole(remote_workers, "remote_workers", 0),
-        master_bind_host=master_bind_host,
+        workers=local_count,
+        remote_workers=remote_count,
+        master_bind_host=_bind_host(master_bind_host),
+        master_port=_master_port(master_port, remote_count, distributed),
+        remote_names=remote_names,
+        workers_timeout=None if workers_timeout is None else _seconds(workers_timeout, "workers_timeout"),
+        missing_after=_seconds(missing_after, "missing_after"),
+        on_worker_loss=on_worker_loss,
+        max_clock_skew=None if max_clock_skew is None else _seconds(max_clock_skew, "max_clock_skew"),
         request_timeout=_seconds(request_timeout, "request_timeout"),
         write_path=_path(write_path, "write_path"),
         read_path=read_path,

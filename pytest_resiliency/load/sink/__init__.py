@@ -33,6 +33,7 @@ import time
 from typing import Any
 
 from ..records import (
+    CLUSTER_ENV,
     EVENTS_ENV,
     MESSAGE_TYPE,
     META,
@@ -67,8 +68,18 @@ class Sink:
         self._fd: int | None = None
         if not self.worker and path:
             self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self.cluster: Any = None
+        self.agent: Any = None
         if self.master:
+            from .cluster import Master
+
+            settings = json.loads(os.environ.get(CLUSTER_ENV) or "{}")
+            self.cluster = Master(environment, settings, self.meta, self._write)
             runner.register_message(MESSAGE_TYPE, self._on_worker_batch)
+        elif self.worker:
+            from .cluster import Worker
+
+            self.agent = Worker(environment)
 
     def add(self, record: list[Any]) -> None:
         self.buffer.append(record)
@@ -95,7 +106,7 @@ class Sink:
 
     def _on_worker_batch(self, environment: Any, msg: Any, **_: Any) -> None:
         if isinstance(msg.data, list):
-            self._write(msg.data)
+            self.cluster.on_batch(msg.node_id, msg.data)
 
     def meta(self, what: str, **details: Any) -> None:
         self.add([META, what, details])
@@ -211,6 +222,13 @@ def _on_init(environment: Any, **_: Any) -> None:
     _sink = Sink(environment)
     if not _sink.worker:
         _sink.meta("init", pid=os.getpid(), master=_sink.master)
+    if _sink.cluster is not None:
+        _sink.cluster.start()
+        # Added after the master runner's own listener, so it runs first (quitting fires in
+        # reverse): the roll call must reach the workers before the master tells them to quit.
+        environment.events.quitting.add_listener(_on_master_quitting)
+    if _sink.agent is not None:
+        _sink.agent.hello()
     gevent.spawn(_flusher)
     parent = os.environ.get(PARENT_ENV)
     if parent and parent.isdigit():
@@ -231,12 +249,22 @@ def _on_spawning_complete(user_count: int = 0, **_: Any) -> None:
 
 def _on_test_stop(environment: Any, **_: Any) -> None:
     if _sink is not None:
+        if _sink.cluster is not None:
+            _sink.cluster.on_stopping()
+        _sink.flush()
+
+
+def _on_master_quitting(environment: Any, **_: Any) -> None:
+    if _sink is not None and _sink.cluster is not None:
+        _sink.cluster.roll_call()
         _sink.flush()
 
 
 def _on_quit(**_: Any) -> None:
     if _sink is not None:
         _sink.close()
+        if _sink.agent is not None:
+            _sink.agent.cleanup()
 
 
 def _on_parser(parser: Any, **_: Any) -> None:
@@ -250,8 +278,11 @@ def register() -> None:
         return
     import locust
 
+    from .cluster import install_clock_hook
+
     events: Any = locust.events
     _registered = True
+    install_clock_hook()  # a test hook: a no-op unless $RESILIENCY_TEST_CLOCK_OFFSET is set
     register_option()
     events.init.add_listener(_on_init)
     events.request.add_listener(_on_request)
