@@ -105,36 +105,76 @@ def _current_experiment() -> Any:
     return current_experiment()
 
 
-@pytest.fixture
-def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., Any]]:
-    """Factory: ``svc = service(["python", "-m", "http.server", "{port}"], health="http://127.0.0.1:{port}/")``.
+class ServiceFactory:
+    """What the ``service`` fixture gives: call it to start one service, ``.group()`` for a cluster.
 
-    Starts the command under a supervisor (restart policy ``always``, 1 s delay by default),
-    returns once healthy, attaches its log tail to the test's reports and stops the whole
-    process group at teardown.
+    Every service it made is stopped at teardown and its log tail attached to the reports.
     """
-    from .service import Service
 
-    started: list[Service] = []
+    def __init__(self, tmp_path_factory: pytest.TempPathFactory) -> None:
+        self._tmp = tmp_path_factory
+        self.started: list[Any] = []
 
-    def start(command: Any, **options: Any) -> Service:
+    def define(self, command: Any, **options: Any) -> Any:
+        """A service configured (ports allocated, placeholders expanded) but not started yet."""
+        from .service import Service
+
         netns = options.get("netns")
         if netns is not None and not isinstance(netns, str):
             options["netns"] = netns.name
-        options.setdefault("log_dir", tmp_path_factory.mktemp("service-logs"))
+        options.setdefault("log_dir", self._tmp.mktemp("service-logs"))
         svc = Service(command, **options)
-        started.append(svc)
-        svc.start()
+        self.started.append(svc)
         exp = _current_experiment()
         if exp is not None:
             exp.attach(f"logs:{svc.name}", svc.log_tail)
         return svc
 
-    try:
-        yield start
-    finally:
-        for svc in reversed(started):
+    def __call__(self, command: Any, **options: Any) -> Any:
+        """Start ``command`` supervised and return once it is ready."""
+        return self.define(command, **options).start()
+
+    def group(
+        self, members: Any, *, ready: Any = None, name: str = "group", start_timeout: float | str = 30.0
+    ) -> Any:
+        """Start services together (each a ``Service`` from :meth:`define`, or a dict of its options
+        with ``command``) and wait for one readiness of the whole group."""
+        from .service import Service, ServiceError, ServiceGroup
+
+        if isinstance(members, (str, bytes)) or not hasattr(members, "__iter__"):
+            raise ServiceError(f"service.group: members={members!r} must be a list of services or option dicts")
+        made = []
+        for member in members:
+            if isinstance(member, Service):
+                made.append(member)
+            elif isinstance(member, dict) and "command" in member:
+                options = dict(member)
+                made.append(self.define(options.pop("command"), **options))
+            else:
+                raise ServiceError(
+                    f"service.group: member {member!r} must be a Service (service.define(...)) "
+                    "or a dict of service options with 'command'"
+                )
+        return ServiceGroup(made, ready=ready, name=name, start_timeout=start_timeout).start()
+
+    def stop_all(self) -> None:
+        for svc in reversed(self.started):
             svc.stop()
+
+
+@pytest.fixture
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceFactory]:
+    """Factory: ``svc = service(["python", "-m", "http.server", "{port}"], health="http://127.0.0.1:{port}/")``.
+
+    Starts the command under a supervisor (restart policy ``always``, 1 s delay by default),
+    returns once ready, attaches its log tail to the test's reports and stops the whole
+    process group at teardown. ``service.group([...], ready=...)`` starts a cluster together.
+    """
+    factory = ServiceFactory(tmp_path_factory)
+    try:
+        yield factory
+    finally:
+        factory.stop_all()
 
 
 @pytest.fixture

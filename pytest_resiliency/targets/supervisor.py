@@ -50,9 +50,18 @@ class Supervisor:
 
     def start(self) -> None:
         command = list(self.spec["command"])
+        user = self.spec.get("user")  # [uid, gid, home] resolved by the parent: drop privileges
+        drop: dict[str, Any] = {}
+        if user is not None and self.spec.get("netns"):
+            # ``ip netns exec`` needs root: enter the namespace first, then drop privileges.
+            command = ["setpriv", f"--reuid={user[0]}", f"--regid={user[1]}", "--clear-groups", *command]
+        elif user is not None:
+            drop = {"user": user[0], "group": user[1], "extra_groups": []}
         if self.spec.get("netns"):
             command = ["ip", "netns", "exec", self.spec["netns"], *command]
         env = {**os.environ, **self.spec.get("env", {})}
+        if user is not None:
+            env.setdefault("HOME", user[2])
         with open(self.spec["log"], "ab") as log:
             log.write(f"--- start {time.strftime('%H:%M:%S')} (restart {self.restarts}) ---\n".encode())
             log.flush()
@@ -64,6 +73,7 @@ class Supervisor:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # its own process group: stop and kill reach every child
+                **drop,
             )
         self.pidfd = os.pidfd_open(self.child.pid)
         self.started_at = time.monotonic()
@@ -83,11 +93,11 @@ class Supervisor:
         return code
 
     def terminate(self) -> None:
-        """SIGTERM the group (and SIGCONT, in case it is paused), SIGKILL after ``stop_timeout``."""
+        """Stop signal (SIGTERM) to the group, SIGCONT in case it is paused, SIGKILL after ``stop_timeout``."""
         if self.child is None:
             return
         pid = self.child.pid
-        for signum in (signal.SIGTERM, signal.SIGCONT):
+        for signum in (int(self.spec.get("stop_signal", signal.SIGTERM)), signal.SIGCONT):
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signum)
         assert self.pidfd is not None
