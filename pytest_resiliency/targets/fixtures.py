@@ -208,3 +208,85 @@ def netns() -> Iterator[Any]:
         yield namespace
     finally:
         namespace.delete()
+
+
+def _datastore(make: Callable[[], Any]) -> Any:
+    """Build a datastore target; a missing binary or client library is a skip that names the package."""
+    from ..load.stores import StoreError
+    from .datastores import MissingBinary
+
+    try:
+        return make()
+    except (MissingBinary, StoreError) as exc:
+        pytest.skip(str(exc))
+
+
+@pytest.fixture
+def redis_server(service: ServiceFactory, tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Any]:
+    """Factory: ``redis = redis_server(persistence="aof-always")`` (``aof-everysec``, ``rdb``, ``none``).
+
+    A supervised ``redis-server`` (Debian package redis-server), ready when ``PING`` answers.
+    """
+
+    def start(**options: Any) -> Any:
+        from .datastores.redis import RedisServer
+
+        data = tmp_path_factory.mktemp("redis")
+        return _datastore(lambda: RedisServer(service, data, **options)).start()
+
+    return start
+
+
+@pytest.fixture
+def postgres_server(service: ServiceFactory) -> Iterator[Callable[..., Any]]:
+    """Factory: ``pg = postgres_server(synchronous_commit="on", wal_writer_delay="200ms")``.
+
+    initdb in a temporary directory, run as an unprivileged account when pytest is root,
+    ready when a real query answers (Debian package postgresql, client psycopg).
+    """
+    made: list[Any] = []
+
+    def start(**options: Any) -> Any:
+        from .datastores.postgres import PostgresServer
+
+        server = _datastore(lambda: PostgresServer(service, **options))
+        made.append(server)
+        return server.start()
+
+    try:
+        yield start
+    finally:
+        for server in reversed(made):
+            server.stop()
+
+
+@pytest.fixture
+def etcd_cluster(service: ServiceFactory, tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Any]:
+    """Factory: ``cluster = etcd_cluster(nodes=3, election="500ms")``, started together, ready at quorum.
+
+    ``faults.kill(cluster.leader)`` kills the leader (Debian package etcd-server).
+    """
+
+    def start(**options: Any) -> Any:
+        from .datastores.etcd import EtcdCluster
+
+        data = tmp_path_factory.mktemp("etcd")
+        return _datastore(lambda: EtcdCluster(service, data, **options)).start()
+
+    return start
+
+
+@pytest.fixture
+def haproxy_server(service: ServiceFactory, tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Any]:
+    """Factory: ``lb = haproxy_server([web1, web2], inter="200ms", fall=3, redispatch=True)``.
+
+    A supervised HAProxy in front of the backends (services or ports; Debian package haproxy).
+    """
+
+    def start(backends: Any, **options: Any) -> Any:
+        from .datastores.haproxy import HAProxy
+
+        data = tmp_path_factory.mktemp("haproxy")
+        return _datastore(lambda: HAProxy(service, data, backends, **options)).start()
+
+    return start
