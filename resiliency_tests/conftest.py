@@ -142,6 +142,14 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
             subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """The suite's own selection markers (registered here, not by the plugin)."""
+    config.addinivalue_line(
+        "markers",
+        "datastore: experiments against real Redis, PostgreSQL, etcd and HAProxy servers (Debian packages)",
+    )
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:
     """Say where the reports of the main job went."""
     paths = [

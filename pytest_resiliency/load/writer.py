@@ -91,7 +91,7 @@ class Writer:
         self.max_backlog = concurrency * 4 if max_backlog is None else max_backlog
         if isinstance(self.max_backlog, bool) or not isinstance(self.max_backlog, int) or self.max_backlog < 1:
             raise WriterError(f"writer: max_backlog={max_backlog!r} must be a whole number >= 1")
-        self.acknowledged: list[str] = []  # the client's own list of acknowledged keys, in ack order
+        self.acks: list[tuple[str, float]] = []  # the client's own record: (key, ack time), in ack order
         self.outcomes: Counter[str] = Counter()
         self.errors: Counter[str] = Counter()
         self.skipped = 0
@@ -162,7 +162,7 @@ class Writer:
         exp.record_write(key, start, end, "ok")
         with self._changed:
             self.outcomes["ok"] += 1
-            self.acknowledged.append(key)
+            self.acks.append((key, end))
             self._changed.notify_all()
 
     def stop(self) -> None:
@@ -182,6 +182,12 @@ class Writer:
     @property
     def running(self) -> bool:
         return any(t.is_alive() for t in self._threads) and not self._stop.is_set()
+
+    @property
+    def acknowledged(self) -> list[str]:
+        """The keys this client saw acknowledged (its own list, independent of the timeline)."""
+        with self._changed:
+            return [key for key, _ in self.acks]
 
     # -- waiting ---------------------------------------------------------------------
 
