@@ -127,7 +127,9 @@ class PostgresStore:
 
     def create_table(self) -> None:
         with self.connect() as conn:
-            conn.execute(f"CREATE TABLE IF NOT EXISTS {self.table} (key text PRIMARY KEY, at timestamptz DEFAULT now())")
+            conn.execute(
+                f"CREATE TABLE IF NOT EXISTS {self.table} (key text PRIMARY KEY, at timestamptz DEFAULT now())"
+            )
 
     def put(self, key: str) -> None:
         try:

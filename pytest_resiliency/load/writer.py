@@ -10,7 +10,7 @@ thread is blocked and ``max_backlog`` writes are already waiting, a due write is
 and counted (``skipped``), never silently postponed.
 
 Each write records its true send time (``start``, taken immediately before ``put``) and its
-latency (completion − start) as an operation (``source="writer:<name>"``), and goes on the
+latency (completion - start) as an operation (``source="writer:<name>"``), and goes on the
 ledger: ``ok`` when ``put`` returned, otherwise what the classifier says (``fail`` =
 provably not applied, ``indeterminate`` = unknown, never counted as lost).
 """
@@ -112,7 +112,9 @@ class Writer:
             threading.Thread(target=self._work, name=f"resiliency-writer-{self.name}-{i}", daemon=True)
             for i in range(self.concurrency)
         ]
-        self._threads.append(threading.Thread(target=self._schedule, name=f"resiliency-writer-{self.name}", daemon=True))
+        self._threads.append(
+            threading.Thread(target=self._schedule, name=f"resiliency-writer-{self.name}", daemon=True)
+        )
         for thread in self._threads:
             thread.start()
         return self

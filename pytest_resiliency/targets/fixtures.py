@@ -134,9 +134,7 @@ class ServiceFactory:
         """Start ``command`` supervised and return once it is ready."""
         return self.define(command, **options).start()
 
-    def group(
-        self, members: Any, *, ready: Any = None, name: str = "group", start_timeout: float | str = 30.0
-    ) -> Any:
+    def group(self, members: Any, *, ready: Any = None, name: str = "group", start_timeout: float | str = 30.0) -> Any:
         """Start services together (each a ``Service`` from :meth:`define`, or a dict of its options
         with ``command``) and wait for one readiness of the whole group."""
         from .service import Service, ServiceError, ServiceGroup

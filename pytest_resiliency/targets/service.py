@@ -95,7 +95,9 @@ def resolve_user(user: str | int) -> Account:
     except (KeyError, TypeError):
         raise ServiceError(f"user={user!r} is not an account on this machine (a user name or a numeric uid)") from None
     if os.geteuid() != 0 and entry.pw_uid != os.geteuid():
-        raise ServiceError(f"user={user!r}: dropping privileges to another account needs root (we are uid {os.geteuid()})")
+        raise ServiceError(
+            f"user={user!r}: dropping privileges to another account needs root (we are uid {os.geteuid()})"
+        )
     return Account(entry.pw_name, entry.pw_uid, entry.pw_gid, entry.pw_dir or "/")
 
 
@@ -215,7 +217,9 @@ class Service:
         chosen: dict[str, int] = {}
         for key, number in wanted.items():
             if not isinstance(key, str) or not _PORT_NAME.match(key):
-                raise ServiceError(f"ports: name {key!r} must be a word (letters, digits, _ and -), used as {{port:NAME}}")
+                raise ServiceError(
+                    f"ports: name {key!r} must be a word (letters, digits, _ and -), used as {{port:NAME}}"
+                )
             if number is None:
                 chosen[key] = free_port()
             else:
@@ -359,8 +363,9 @@ class Service:
         except RetryError as exc:
             last = exc.last_attempt.exception()
             what = label if probe is not None else "its process"
+            state = "healthy" if probe is self.health else "ready"
             raise ServiceError(
-                f"service {self.name!r} did not become {'healthy' if probe is self.health else 'ready'} within {seconds:g}s "
+                f"service {self.name!r} did not become {state} within {seconds:g}s "
                 f"({what}: {type(last).__name__}: {last}); command {self.command}; log tail:\n{self.log_tail()}"
             ) from None
 

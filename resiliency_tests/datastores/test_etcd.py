@@ -21,7 +21,7 @@ ELECTION = 0.5
 def test_leader_killed_loses_nothing_and_recovers_in_an_election(
     etcd_cluster: Any, writer: Any, experiment: Experiment, marks: Any
 ) -> None:
-    """etcd 3.4 × 3, election timeout 500 ms · SIGKILL of the leader · 100 puts/s through the
+    """etcd 3.4 x 3, election timeout 500 ms · SIGKILL of the leader · 100 puts/s through the
     JSON gateway (failing over between members): RPO 0, RTO within 400 ms of the new leader's
     own "elected leader" log line."""
     cluster = etcd_cluster(nodes=3, heartbeat="50ms", election=f"{ELECTION}s", restart_delay="5s")

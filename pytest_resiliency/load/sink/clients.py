@@ -31,9 +31,12 @@ _users = itertools.count()
 _clients: dict[str, Any] = {}
 
 
-@events.init_command_line_parser.add_listener
 def _option(parser: Any, **_: Any) -> None:
     parser.add_argument(CLIENT_OPTION, type=str, default="{}", help="pytest-resiliency: store client settings (JSON)")
+
+
+_events: Any = events
+_events.init_command_line_parser.add_listener(_option)
 
 
 def settings(environment: Any) -> dict[str, Any]:

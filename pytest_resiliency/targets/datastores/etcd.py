@@ -126,7 +126,9 @@ class EtcdCluster:
 
     def start(self, timeout: float | str = 30.0) -> EtcdCluster:
         """Start every member together; ready when all of them follow one leader (quorum)."""
-        self._service.group([m.service for m in self.members], ready=self._agreed, name=self.name, start_timeout=timeout)
+        self._service.group(
+            [m.service for m in self.members], ready=self._agreed, name=self.name, start_timeout=timeout
+        )
         return self
 
     def _agreed(self) -> None:

@@ -3,8 +3,8 @@
 What to expect when a backend dies (and what the example suite checks):
 
 * without redispatch, requests routed to the dead backend fail until ``fall`` consecutive
-  checks, ``inter`` apart, have failed: RTO ≈ ``inter × fall`` (between ``(fall − 1) × inter``
-  and ``fall × inter`` plus a check's duration, depending on the phase of the checks);
+  checks, ``inter`` apart, have failed: RTO ≈ ``inter x fall`` (between ``(fall - 1) x inter``
+  and ``fall x inter`` plus a check's duration, depending on the phase of the checks);
 * with ``redispatch=True``, a request whose connection fails is retried on another server
   (``option redispatch 1``, ``retry-on conn-failure empty-response``): clients see no failure.
   A retry after an empty response may apply a non-idempotent request twice: fine for
