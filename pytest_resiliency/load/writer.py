@@ -175,6 +175,13 @@ class Writer:
         while not self._queue.empty():  # due but never sent: not evidence, not on the ledger
             self._queue.get_nowait()
 
+    def join(self, timeout: float | str = "30s") -> bool:
+        """Wait until a writer with ``duration=`` has sent and settled its last write; whether it has."""
+        deadline = time.monotonic() + _seconds(timeout, "timeout")
+        for thread in self._threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        return not any(t.is_alive() for t in self._threads)
+
     def __enter__(self) -> Writer:
         return self
 
