@@ -370,6 +370,9 @@ class Service:
             ) from None
 
     def _last_exit(self) -> str:
+        errors = [e["error"] for e in self.events if e["event"] == "gave-up" and e.get("error")]
+        if errors:
+            return str(errors[-1])
         exits = [e for e in self.events if e["event"] == "exited"]
         return f"exit code {exits[-1]['code']}" if exits else "no exit seen"
 
@@ -378,11 +381,12 @@ class Service:
         sup, self._supervisor = self._supervisor, None
         if sup is None:
             return
+        assert sup.stdin is not None
         with contextlib.suppress(BrokenPipeError, OSError, ValueError):
-            assert sup.stdin is not None
             sup.stdin.write("stop\n")
             sup.stdin.flush()
-            sup.stdin.close()
+        with contextlib.suppress(BrokenPipeError, OSError, ValueError):
+            sup.stdin.close()  # a supervisor that already exited makes the flush above fail
         try:
             sup.wait(timeout=self.stop_timeout + 5)
         except subprocess.TimeoutExpired:

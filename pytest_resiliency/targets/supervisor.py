@@ -48,7 +48,7 @@ class Supervisor:
         self.out.write(json.dumps({"event": event, "at": time.time(), **fields}) + "\n")
         self.out.flush()
 
-    def start(self) -> None:
+    def start(self) -> bool:
         command = list(self.spec["command"])
         user = self.spec.get("user")  # [uid, gid, home] resolved by the parent: drop privileges
         drop: dict[str, Any] = {}
@@ -65,19 +65,28 @@ class Supervisor:
         with open(self.spec["log"], "ab") as log:
             log.write(f"--- start {time.strftime('%H:%M:%S')} (restart {self.restarts}) ---\n".encode())
             log.flush()
-            self.child = subprocess.Popen(
-                command,
-                cwd=self.spec.get("cwd") or None,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # its own process group: stop and kill reach every child
-                **drop,
-            )
+            try:
+                self.child = self._spawn(command, env, log, drop)
+            except OSError as exc:  # not executable, missing, or not reachable by the dropped user
+                log.write(f"cannot start {command[0]}: {exc}\n".encode())
+                self.emit("gave-up", code=None, error=f"cannot start {command[0]}: {exc}")
+                return False
         self.pidfd = os.pidfd_open(self.child.pid)
         self.started_at = time.monotonic()
         self.emit("started", pid=self.child.pid, start=_start_ticks(self.child.pid), restarts=self.restarts)
+        return True
+
+    def _spawn(self, command: list[str], env: dict[str, str], log: IO[bytes], drop: dict[str, Any]) -> Any:
+        return subprocess.Popen(
+            command,
+            cwd=self.spec.get("cwd") or None,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: stop and kill reach every child
+            **drop,
+        )
 
     def reap(self) -> int:
         assert self.child is not None
@@ -130,7 +139,8 @@ class Supervisor:
 
     def run(self) -> int:
         stdin = sys.stdin.fileno()
-        self.start()
+        if not self.start():
+            return 1
         restart_at: float | None = None
         buffered = b""
         while True:
