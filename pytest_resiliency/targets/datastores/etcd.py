@@ -17,6 +17,7 @@ import datetime as _dt
 import json
 import re
 import secrets
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -160,6 +161,21 @@ class EtcdCluster:
         if len(leaders) != 1 or next(iter(leaders)) not in ids:
             raise RuntimeError(f"etcd cluster {self.name!r} has no single known leader now (seen: {sorted(leaders)})")
         return self[ids[next(iter(leaders))]]
+
+    def wait_leader(self, timeout: float | str = "10s", other_than: EtcdMember | None = None) -> EtcdMember:
+        """Block until the members that answer agree on a leader (not ``other_than``); return it."""
+        seconds = parse_duration(timeout, "timeout")
+        deadline = time.monotonic() + seconds
+        last: Exception | None = None
+        while time.monotonic() < deadline:
+            try:
+                leader = self.leader
+                if leader is not other_than:
+                    return leader
+            except RuntimeError as exc:
+                last = exc
+            time.sleep(0.02)  # asking the members is the only way to learn of an election
+        raise RuntimeError(f"etcd cluster {self.name!r}: no new leader within {seconds:g}s ({last})")
 
     @property
     def followers(self) -> list[EtcdMember]:
