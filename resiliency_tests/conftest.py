@@ -128,6 +128,12 @@ def demo(tmp_path: Path, experiment: Experiment, service: Callable[..., Service]
 
 
 @pytest.fixture
+def orders(demo: Demo) -> Service:
+    """The demo orders API (fsync per write, restarted 200 ms after a crash): the README's first example."""
+    return demo.orders("fsync")
+
+
+@pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A 16 MiB tmpfs that this test owns, so filling it touches no one else's disk (needs root)."""
     if os.geteuid() != 0:
