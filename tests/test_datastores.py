@@ -12,7 +12,6 @@ import pytest
 
 from pytest_resiliency import faults
 from pytest_resiliency.experiment import Experiment
-from pytest_resiliency.load import stores
 from pytest_resiliency.load.spec import LoadError
 from pytest_resiliency.load.store_load import client_options
 from pytest_resiliency.targets.datastores import MissingBinary, etcd, haproxy, postgres, redis, require

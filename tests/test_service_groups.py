@@ -45,7 +45,7 @@ def _member(service: ServiceFactory, name: str, mine: int, other: int, **options
 def test_a_group_starts_together_where_one_by_one_never_gets_ready(service: ServiceFactory) -> None:
     a_peer, b_peer = free_port(), free_port()
     lonely = _member(service, "lonely", a_peer, b_peer, start_timeout="700ms")
-    with pytest.raises(ServiceError, match="did not become healthy within 0.7s"):
+    with pytest.raises(ServiceError, match=r"did not become healthy within 0\.7s"):
         lonely.start()  # its peer is not started: one by one, a cluster never forms
     a = _member(service, "a", a_peer, b_peer)
     b = _member(service, "b", b_peer, a_peer)
