@@ -103,7 +103,8 @@ class HAProxy:
         if redispatch:
             lines += ["    option redispatch 1"]
             if mode == "http":
-                lines += ["    retry-on conn-failure empty-response response-timeout"]
+                # A request can be replayed only when HAProxy holds all of it: buffer the body too.
+                lines += ["    retry-on conn-failure empty-response response-timeout", "    option http-buffer-request"]
         lines += [
             "backend be",
             f"    balance {balance}",
