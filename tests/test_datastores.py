@@ -134,7 +134,9 @@ def test_haproxy_states_and_config(service: Any, haproxy_server: Any, tmp_path: 
     import sys
 
     web = service(
-        [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", "{port}"], health="tcp://127.0.0.1:{port}"
+        [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", "{port}"],
+        health="tcp://127.0.0.1:{port}",
+        cwd=tmp_path,
     )
     lb = haproxy_server([web, web.port], inter="100ms", fall=2, rise=1, redispatch=True)
     assert lb.server(web) == "s1" and set(lb.states()) == {"s1", "s2"}
@@ -144,6 +146,8 @@ def test_haproxy_states_and_config(service: Any, haproxy_server: Any, tmp_path: 
 
     with urllib.request.urlopen(lb.url + "/", timeout=5) as response:
         assert response.status == 200
+    (tmp_path / "present.txt").write_text("x")  # http.server serves its working directory
+    assert lb.reader(["present.txt", "absent.txt"], path="/{key}") == ["present.txt"]
 
 
 @pytest.mark.resiliency(rpo=0)

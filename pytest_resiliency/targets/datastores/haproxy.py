@@ -18,7 +18,10 @@ from __future__ import annotations
 import datetime as _dt
 import re
 import socket
-from collections.abc import Sequence
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -165,6 +168,23 @@ class HAProxy:
             values = dict(zip(columns, row.split(","), strict=False))
             if values.get("pxname") == "be" and values.get("svname") in self.server_names:
                 found[values["svname"]] = values.get("status", "")
+        return found
+
+    def reader(self, keys: Iterable[str], path: str = "/orders/{key}") -> list[str]:
+        """For ``experiment.verify_writes`` when the backends share a store: ``GET path`` through
+        the balancer, 200 = present, 404 = absent; anything else raises (it cannot tell)."""
+        found = []
+        for key in keys:
+            url = self.url + path.replace("{key}", urllib.parse.quote(key, safe=""))
+            try:
+                with urllib.request.urlopen(url, timeout=5) as response:
+                    response.read()
+                    found.append(key)
+            except urllib.error.HTTPError as exc:
+                if exc.code != 404:
+                    raise RuntimeError(
+                        f"haproxy reader: GET {url} answered HTTP {exc.code}; expected 200 or 404"
+                    ) from None
         return found
 
     def truth(self) -> list[LogEvent]:
