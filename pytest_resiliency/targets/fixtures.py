@@ -1,4 +1,5 @@
-"""Fixtures and options for local targets and faults (``service``, ``proxy``, ``netns``).
+"""Fixtures and options for local targets and faults (``service``, ``proxy``, ``netns``) and the
+datastore targets (``redis_server``, ``postgres_server``, ``etcd_cluster``, ``haproxy_server``).
 
 Also the rollback machinery that must live in the pytest process: SIGTERM becomes a
 KeyboardInterrupt so every ``with`` block and the experiment fixture revert their faults,
