@@ -150,16 +150,22 @@ def test_haproxy_states_and_config(service: Any, haproxy_server: Any, tmp_path: 
     assert lb.reader(["present.txt", "absent.txt"], path="/{key}") == ["present.txt"]
 
 
-@pytest.mark.resiliency(rpo=0)
+@pytest.mark.resiliency(rpo=0, recovery_window="300ms")
 def test_load_client_redis_runs_in_distributed_locust_workers(
     redis_server: Any, load: Any, experiment: Experiment
 ) -> None:
-    """The store users run in a master + 2 local workers; their writes reach the timeline and ledger."""
+    """The store users run in a master + 2 local workers; their writes and classified errors reach
+    the timeline and the ledger."""
     server = redis_server(persistence="aof-always")
     traffic = load(server.url, client="redis", users=4, rate=100, workers=2)
     traffic.wait_steady(successes=50)
+    with faults.kill(server):
+        pass
+    assert traffic.wait_recovered(timeout="15s")
     traffic.stop()
+    known = {"ConnectionRefusedError", "ConnectionResetError", "ConnectionError", "BusyLoadingError", "Timeout"}
+    assert set(traffic.stats()["errors"]) <= known  # short labels, LOADING included
     ledger = experiment.verify_writes(server.reader)
     assert ledger.acknowledged >= 50 and ledger.lost == 0
-    assert set(server.all_keys()) >= {k for k in experiment.timeline.snapshot().write_keys} - set()
+    assert set(server.all_keys()) <= set(experiment.timeline.snapshot().write_keys)  # nothing unexpected
     assert experiment.measure().sources == ("load",)

@@ -81,6 +81,9 @@ class ResiliencyStoreUser(User):
             self._store.put(key)
         except Exception as exc:
             error = exc
+        except BaseException:  # GreenletExit: the run stops with this write in flight, its fate unknown
+            ledger.indeterminate(key, start)
+            raise
         end = time.time()
         if error is None:
             ledger.ok(key, start, end)
@@ -92,13 +95,6 @@ class ResiliencyStoreUser(User):
             start_time=start,
             response_time=(end - start) * 1000.0,
             response_length=0,
-            exception=None if error is None else _Labelled(classifiers.label(error)),
+            exception=None if error is None else classifiers.label(error),  # locust takes str errors
             context={},
         )
-
-
-class _Labelled(Exception):
-    """The error as the timeline names it (short, no keys or ports)."""
-
-    def __repr__(self) -> str:
-        return str(self)
