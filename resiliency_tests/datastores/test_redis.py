@@ -35,7 +35,9 @@ def test_aof_always_loses_nothing(redis_server: Any, writer: Any, experiment: Ex
 
 
 @pytest.mark.resiliency(rto="5s", rpo=0, recovery_window="500ms", disruption="software")
-def test_aof_everysec_survives_a_process_crash(load: Any, redis_server: Any, experiment: Experiment) -> None:
+def test_aof_everysec_survives_a_process_crash(
+    load: Any, redis_server: Any, experiment: Experiment, marks: Any
+) -> None:
     """Redis, AOF fsync every second · SIGKILL · locust users (custom client) out of process: RPO 0.
 
     The writes come from locust workers running redis-py (``load(..., client="redis")``), so
@@ -49,11 +51,14 @@ def test_aof_everysec_survives_a_process_crash(load: Any, redis_server: Any, exp
     assert traffic.wait_recovered(timeout="15s")
     traffic.stop()
     ledger = experiment.verify_writes(redis.reader)
+    marks(redis)
     assert ledger.acknowledged >= 100 and ledger.lost == 0
 
 
 @pytest.mark.resiliency(rto="5s", rpo="2500ms", recovery_window="500ms", disruption="software")
-def test_rdb_snapshots_lose_at_most_one_interval(redis_server: Any, writer: Any, experiment: Experiment) -> None:
+def test_rdb_snapshots_lose_at_most_one_interval(
+    redis_server: Any, writer: Any, experiment: Experiment, marks: Any
+) -> None:
     """Redis, RDB snapshot every second · SIGKILL 20 writes after a snapshot: those writes are lost.
 
     Budget: RPO within one interval plus the snapshot's own duration (2.5 s).
@@ -67,13 +72,14 @@ def test_rdb_snapshots_lose_at_most_one_interval(redis_server: Any, writer: Any,
     assert writes.wait_recovered(timeout="15s")
     writes.stop()
     ledger = experiment.verify_writes(redis.reader)
+    marks(redis)
     assert ledger.lost >= 20 and ledger.rpo is not None and ledger.rpo <= 2.5  # at least those since the snapshot
 
 
 @pytest.mark.xfail(strict=True, reason="deliberate breach: Redis without persistence cannot meet rpo=0")
 @pytest.mark.resiliency(rto="5s", rpo=0, recovery_window="500ms", disruption="software")
 def test_without_persistence_every_acknowledged_write_is_lost(
-    redis_server: Any, writer: Any, experiment: Experiment
+    redis_server: Any, writer: Any, experiment: Experiment, marks: Any
 ) -> None:
     """Redis, no persistence · SIGKILL: every write acknowledged before the crash is gone (RPO breach)."""
     redis = redis_server(persistence="none")
@@ -83,6 +89,7 @@ def test_without_persistence_every_acknowledged_write_is_lost(
     assert writes.wait_recovered(timeout="15s")
     writes.stop()
     ledger = experiment.verify_writes(redis.reader)
+    marks(redis)
     t_inject = experiment.last_injection
     assert t_inject is not None
     before = [key for key, ack in writes.acks if ack < t_inject]

@@ -209,17 +209,18 @@ class EtcdCluster:
         return self.client.all_keys()
 
     def truth(self) -> list[LogEvent]:
-        """Each member's "elected leader" log lines, with etcd's own timestamps."""
-        events = []
+        """One event per election: the first member's "elected leader … at term N" line, etcd's own time."""
+        first: dict[str, LogEvent] = {}
         for member in self.members:
             for line in member.service.log_lines(_ELECTED):
                 at = log_time(line.text)
                 found = _ELECTED.search(line.text)
-                if at is not None and found:
-                    events.append(
-                        LogEvent(f"{member.name}: leader elected (term {found.group(2)})", at, member.name, line.text)
-                    )
-        return sorted(events, key=lambda e: e.at)
+                if at is None or not found:
+                    continue
+                term = found.group(2)
+                if term not in first or at < first[term].at:
+                    first[term] = LogEvent(f"leader elected (term {term})", at, member.name, line.text)
+        return sorted(first.values(), key=lambda e: e.at)
 
     def __repr__(self) -> str:
         return f"<EtcdCluster {self.name} {[m.name for m in self.members]}>"
