@@ -135,7 +135,7 @@ def etcd_case(factory: ServiceFactory, experiment: Experiment, temp: _Temp) -> d
     from pytest_resiliency.targets.datastores.etcd import EtcdCluster
 
     cluster = EtcdCluster(factory, temp.mktemp("etcd"), nodes=3, restart_delay="5s").start()
-    writer = _writes(experiment, cluster, rate=100, concurrency=64)
+    writer = _writes(experiment, cluster, rate=100, concurrency=128)
     leader = cluster.leader
     experiment.inject(faults.kill(leader))
     t_inject = experiment.last_injection

@@ -33,3 +33,22 @@ def marks(experiment: Experiment) -> Callable[[Any], None]:
 
 def steady(writer: Writer) -> Writer:
     return writer.wait_steady(successes=BASELINE, timeout="20s")
+
+
+def recovery_proven_at(experiment: Experiment) -> float | None:
+    """When the evidence proves recovery: the completion of the first success that recovered.
+
+    That is the upper end of the recovery bracket (what the RTO verdict judges); a success
+    sent into the outage and answered after it proves nothing about its send time.
+    """
+    episode = experiment.measure().worst
+    if episode is None or episode.t_recovered is None:
+        return None
+    by = getattr(episode, "recovery_by", None)
+    if by is not None:
+        return float(by)
+    evidence = experiment.timeline.snapshot()
+    for start, latency, ok in zip(evidence.op_start, evidence.op_latency, evidence.op_ok, strict=True):
+        if ok and start == episode.t_recovered:
+            return float(start + latency)
+    return None

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_resiliency import faults
-from resiliency_tests.datastores.conftest import steady
+from resiliency_tests.datastores.conftest import recovery_proven_at, steady
 
 if TYPE_CHECKING:
     from pytest_resiliency.experiment import Experiment
@@ -25,9 +25,9 @@ def test_leader_killed_loses_nothing_and_recovers_in_an_election(
     JSON gateway (failing over between members): RPO 0, RTO within 400 ms of the new leader's
     own "elected leader" log line."""
     cluster = etcd_cluster(nodes=3, heartbeat="50ms", election=f"{ELECTION}s", restart_delay="5s")
-    # Writes blocked on the dead leader wait for the client timeout (1 s): enough threads keep
-    # the open loop sending while they do.
-    writes = steady(writer(cluster, rate=100, concurrency=64))
+    # Writes blocked on the dead leader wait for the client timeout (1 s): rate x timeout = 100
+    # threads would all be blocked; 128 keep the open loop sending new writes through the election.
+    writes = steady(writer(cluster, rate=100, concurrency=128))
     leader = cluster.leader
     with faults.kill(leader):
         pass
@@ -38,7 +38,9 @@ def test_leader_killed_loses_nothing_and_recovers_in_an_election(
     t_inject = experiment.last_injection
     assert t_inject is not None
     elected = [e.at for e in cluster.truth() if e.at > t_inject]
-    rto = experiment.measure().rto
+    recovered_by = recovery_proven_at(experiment)
     assert ledger.acknowledged >= 100 and ledger.lost == 0
-    assert elected and rto is not None
-    assert abs(rto - (min(elected) - t_inject)) <= 0.4, (rto, min(elected) - t_inject)
+    assert elected and recovered_by is not None
+    # A write succeeds only once a new leader is elected: the first proof of recovery (a
+    # success's completion) comes after the election, by at most a few writes' latency.
+    assert -0.05 <= recovered_by - min(elected) <= 0.4, (recovered_by - t_inject, min(elected) - t_inject)
