@@ -128,6 +128,12 @@ def demo(tmp_path: Path, experiment: Experiment, service: Callable[..., Service]
 
 
 @pytest.fixture
+def orders(demo: Demo) -> Service:
+    """The demo orders API (fsync per write, restarted 200 ms after a crash): the README's first example."""
+    return demo.orders("fsync")
+
+
+@pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A 16 MiB tmpfs that this test owns, so filling it touches no one else's disk (needs root)."""
     if os.geteuid() != 0:
@@ -140,6 +146,14 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
     finally:
         with contextlib.suppress(OSError):
             subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The suite's own selection markers (registered here, not by the plugin)."""
+    config.addinivalue_line(
+        "markers",
+        "datastore: experiments against real Redis, PostgreSQL, etcd and HAProxy servers (Debian packages)",
+    )
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:

@@ -84,7 +84,7 @@ def test_log_tail_is_attached_to_the_experiment(service: ServiceFactory, experim
         ({"restart": "sometimes"}, "restart='sometimes' is not a restart policy; accepted: always, on-failure, never"),
         ({"restart_delay": -1}, "restart_delay=-1 must be a finite duration >= 0"),
         ({"backoff": 0.5}, "backoff=0.5 must be a number >= 1"),
-        ({"health": "ftp://x"}, "must be an http:// or https:// URL"),
+        ({"health": "ftp://x"}, "a string check must be an http(s):// URL or tcp://HOST:PORT"),
         ({"cwd": "/nonexistent/dir"}, "cwd='/nonexistent/dir' is not a directory"),
     ],
 )

@@ -14,6 +14,7 @@ import pytest
 if TYPE_CHECKING:
     from ..experiment import Experiment
     from .controller import Traffic
+    from .writer import Writer
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -80,6 +81,12 @@ def load(
 
     def start(url: Any, users: Any = 10, rate: Any = None, writes: Any = None, **options: Any) -> Traffic:
         options.setdefault("max_clock_skew", max_skew)
+        client = options.pop("client", None)
+        if client is not None:  # a store (redis, postgres, etcd) through locust users of sink/clients.py
+            from .store_load import client_options
+
+            url, options = client_options(client, url, users, rate, writes, options)
+            rate = writes = None
         try:
             spec = make_spec(url, users, rate, writes, **options)
         except TypeError as exc:
@@ -99,3 +106,24 @@ def load(
             died.append(traffic.died)
     if died:
         pytest.fail("load: " + "\n".join(died), pytrace=False)
+
+
+@pytest.fixture
+def writer(experiment: Experiment) -> Iterator[Callable[..., Writer]]:
+    """Open-loop writes through any Python client: ``writes = writer(redis, rate=200, concurrency=4)``.
+
+    ``redis`` is a ``put(key)`` callable or an object with ``put`` and ``classify`` (a datastore
+    target, a store client). Stopped at the end of the test, before the measurement.
+    """
+    from .writer import Writer
+
+    made: list[Writer] = []
+
+    def start(target: Any, **options: Any) -> Writer:
+        made.append(Writer(experiment, target, **options))
+        experiment.add_source(made[-1])
+        return made[-1].start()
+
+    yield start
+    for item in made:
+        item.stop()

@@ -1,4 +1,5 @@
-"""Fixtures and options for local targets and faults (``service``, ``proxy``, ``netns``).
+"""Fixtures and options for local targets and faults (``service``, ``proxy``, ``netns``) and the
+datastore targets (``redis_server``, ``postgres_server``, ``etcd_cluster``, ``haproxy_server``).
 
 Also the rollback machinery that must live in the pytest process: SIGTERM becomes a
 KeyboardInterrupt so every ``with`` block and the experiment fixture revert their faults,
@@ -105,36 +106,74 @@ def _current_experiment() -> Any:
     return current_experiment()
 
 
-@pytest.fixture
-def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., Any]]:
-    """Factory: ``svc = service(["python", "-m", "http.server", "{port}"], health="http://127.0.0.1:{port}/")``.
+class ServiceFactory:
+    """What the ``service`` fixture gives: call it to start one service, ``.group()`` for a cluster.
 
-    Starts the command under a supervisor (restart policy ``always``, 1 s delay by default),
-    returns once healthy, attaches its log tail to the test's reports and stops the whole
-    process group at teardown.
+    Every service it made is stopped at teardown and its log tail attached to the reports.
     """
-    from .service import Service
 
-    started: list[Service] = []
+    def __init__(self, tmp_path_factory: pytest.TempPathFactory) -> None:
+        self._tmp = tmp_path_factory
+        self.started: list[Any] = []
 
-    def start(command: Any, **options: Any) -> Service:
+    def define(self, command: Any, **options: Any) -> Any:
+        """A service configured (ports allocated, placeholders expanded) but not started yet."""
+        from .service import Service
+
         netns = options.get("netns")
         if netns is not None and not isinstance(netns, str):
             options["netns"] = netns.name
-        options.setdefault("log_dir", tmp_path_factory.mktemp("service-logs"))
+        options.setdefault("log_dir", self._tmp.mktemp("service-logs"))
         svc = Service(command, **options)
-        started.append(svc)
-        svc.start()
+        self.started.append(svc)
         exp = _current_experiment()
         if exp is not None:
             exp.attach(f"logs:{svc.name}", svc.log_tail)
         return svc
 
-    try:
-        yield start
-    finally:
-        for svc in reversed(started):
+    def __call__(self, command: Any, **options: Any) -> Any:
+        """Start ``command`` supervised and return once it is ready."""
+        return self.define(command, **options).start()
+
+    def group(self, members: Any, *, ready: Any = None, name: str = "group", start_timeout: float | str = 30.0) -> Any:
+        """Start services together (each a ``Service`` from :meth:`define`, or a dict of its options
+        with ``command``) and wait for one readiness of the whole group."""
+        from .service import Service, ServiceError, ServiceGroup
+
+        if isinstance(members, (str, bytes)) or not hasattr(members, "__iter__"):
+            raise ServiceError(f"service.group: members={members!r} must be a list of services or option dicts")
+        made = []
+        for member in members:
+            if isinstance(member, Service):
+                made.append(member)
+            elif isinstance(member, dict) and "command" in member:
+                options = dict(member)
+                made.append(self.define(options.pop("command"), **options))
+            else:
+                raise ServiceError(
+                    f"service.group: member {member!r} must be a Service (service.define(...)) "
+                    "or a dict of service options with 'command'"
+                )
+        return ServiceGroup(made, ready=ready, name=name, start_timeout=start_timeout).start()
+
+    def stop_all(self) -> None:
+        for svc in reversed(self.started):
             svc.stop()
+
+
+@pytest.fixture
+def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceFactory]:
+    """Factory: ``svc = service(["python", "-m", "http.server", "{port}"], health="http://127.0.0.1:{port}/")``.
+
+    Starts the command under a supervisor (restart policy ``always``, 1 s delay by default),
+    returns once ready, attaches its log tail to the test's reports and stops the whole
+    process group at teardown. ``service.group([...], ready=...)`` starts a cluster together.
+    """
+    factory = ServiceFactory(tmp_path_factory)
+    try:
+        yield factory
+    finally:
+        factory.stop_all()
 
 
 @pytest.fixture
@@ -168,3 +207,85 @@ def netns() -> Iterator[Any]:
         yield namespace
     finally:
         namespace.delete()
+
+
+def _datastore(make: Callable[[], Any]) -> Any:
+    """Build a datastore target; a missing binary or client library is a skip that names the package."""
+    from ..load.stores import StoreError
+    from .datastores import MissingBinary
+
+    try:
+        return make()
+    except (MissingBinary, StoreError) as exc:
+        pytest.skip(str(exc))
+
+
+@pytest.fixture
+def redis_server(service: ServiceFactory, tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Any]:
+    """Factory: ``redis = redis_server(persistence="aof-always")`` (``aof-everysec``, ``rdb``, ``none``).
+
+    A supervised ``redis-server`` (Debian package redis-server), ready when ``PING`` answers.
+    """
+
+    def start(**options: Any) -> Any:
+        from .datastores.redis import RedisServer
+
+        data = tmp_path_factory.mktemp("redis")
+        return _datastore(lambda: RedisServer(service, data, **options)).start()
+
+    return start
+
+
+@pytest.fixture
+def postgres_server(service: ServiceFactory) -> Iterator[Callable[..., Any]]:
+    """Factory: ``pg = postgres_server(synchronous_commit="on", wal_writer_delay="200ms")``.
+
+    initdb in a temporary directory, run as an unprivileged account when pytest is root,
+    ready when a real query answers (Debian package postgresql, client psycopg).
+    """
+    made: list[Any] = []
+
+    def start(**options: Any) -> Any:
+        from .datastores.postgres import PostgresServer
+
+        server = _datastore(lambda: PostgresServer(service, **options))
+        made.append(server)
+        return server.start()
+
+    try:
+        yield start
+    finally:
+        for server in reversed(made):
+            server.stop()
+
+
+@pytest.fixture
+def etcd_cluster(service: ServiceFactory, tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Any]:
+    """Factory: ``cluster = etcd_cluster(nodes=3, election="500ms")``, started together, ready at quorum.
+
+    ``faults.kill(cluster.leader)`` kills the leader (Debian package etcd-server).
+    """
+
+    def start(**options: Any) -> Any:
+        from .datastores.etcd import EtcdCluster
+
+        data = tmp_path_factory.mktemp("etcd")
+        return _datastore(lambda: EtcdCluster(service, data, **options)).start()
+
+    return start
+
+
+@pytest.fixture
+def haproxy_server(service: ServiceFactory, tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Any]:
+    """Factory: ``lb = haproxy_server([web1, web2], inter="200ms", fall=3, redispatch=True)``.
+
+    A supervised HAProxy in front of the backends (services or ports; Debian package haproxy).
+    """
+
+    def start(backends: Any, **options: Any) -> Any:
+        from .datastores.haproxy import HAProxy
+
+        data = tmp_path_factory.mktemp("haproxy")
+        return _datastore(lambda: HAProxy(service, data, backends, **options)).start()
+
+    return start

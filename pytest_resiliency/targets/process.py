@@ -46,10 +46,12 @@ class ProcessTarget:
     def __init__(self, spec: Any) -> None:
         if isinstance(spec, ProcessTarget):
             spec = spec.spec
+        if not isinstance(spec, (Service, int, str)) and isinstance(getattr(spec, "process", None), Service):
+            spec = spec.process  # a datastore target (RedisServer, an etcd member...) names its service
         if isinstance(spec, bool) or (not isinstance(spec, (Service, int, str)) and not _is_psutil(spec)):
             raise TargetError(
                 f"process target {spec!r} ({type(spec).__name__}) is not accepted; "
-                "use a service (from the service fixture), a pid (int) or a process name (str)"
+                "use a service (from the service fixture), a datastore target, a pid (int) or a process name (str)"
             )
         if _is_psutil(spec):
             spec = int(spec.pid)

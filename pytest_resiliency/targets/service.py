@@ -3,8 +3,14 @@
 A :class:`Service` is a *target*: ``faults.kill(svc)``, ``faults.pause(svc)`` and
 ``faults.restart(svc)`` act on its current process group, and because the supervisor
 restarts it according to its policy, killing it gives a real, measurable recovery.
-"Ready" means healthy: :meth:`Service.start` waits (with tenacity) until the health check
-passes and fails with the log tail when it never does.
+"Ready" means healthy: :meth:`Service.start` waits (with tenacity) until the readiness check
+passes and fails with the log tail when it never does. An open port is not readiness for a
+real server (PostgreSQL accepts connections while "the database system is starting up"), so
+``ready=`` takes any probe or callable — a real query. Several services that only become
+ready together (a quorum cluster) start as a :class:`ServiceGroup`.
+
+Placeholders, expanded everywhere (command, env, health, ready URLs, files): ``{port}`` and
+``{port:NAME}`` for the named extra ports of ``ports=``.
 """
 
 from __future__ import annotations
@@ -13,12 +19,16 @@ import contextlib
 import errno
 import json
 import os
+import pwd
+import re
+import signal as _signal
 import socket
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +38,10 @@ from . import supervisor as _supervisor
 
 POLICIES = _supervisor.POLICIES
 LOG_TAIL_LINES = 40
+LOG_POLL = 0.01  # seconds between looks at a log file while waiting for a line (files have no event)
+_PLACEHOLDER = re.compile(r"\{port(?::([A-Za-z_][A-Za-z0-9_-]*))?\}")
+_PORT_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
+Check = str | int | _probes.Probe | Callable[[], Any]
 
 
 class ServiceError(RuntimeError):
@@ -64,6 +78,49 @@ def _duration(value: float | str, name: str) -> float:
         raise ServiceError(str(exc)) from None
 
 
+@dataclass(frozen=True)
+class Account:
+    """The unprivileged account a service runs as (``user=``)."""
+
+    name: str
+    uid: int
+    gid: int
+    home: str
+
+
+def resolve_user(user: str | int) -> Account:
+    """Look ``user`` (a name or a uid) up; a clear error when it does not exist or we cannot switch to it."""
+    try:
+        entry = pwd.getpwuid(user) if isinstance(user, int) and not isinstance(user, bool) else pwd.getpwnam(str(user))
+    except (KeyError, TypeError):
+        raise ServiceError(f"user={user!r} is not an account on this machine (a user name or a numeric uid)") from None
+    if os.geteuid() != 0 and entry.pw_uid != os.geteuid():
+        raise ServiceError(
+            f"user={user!r}: dropping privileges to another account needs root (we are uid {os.geteuid()})"
+        )
+    return Account(entry.pw_name, entry.pw_uid, entry.pw_gid, entry.pw_dir or "/")
+
+
+def give_to(path: str | os.PathLike[str], account: Account | None) -> None:
+    """Make ``path`` (recursively) owned by ``account`` so a service that dropped privileges can use it."""
+    if account is None or os.geteuid() != 0:
+        return
+    root = Path(path)
+    os.chown(root, account.uid, account.gid)
+    if root.is_dir():
+        for item in root.rglob("*"):
+            os.chown(item, account.uid, account.gid, follow_symlinks=False)
+
+
+@dataclass(frozen=True)
+class LogLine:
+    """One line of a service's log, with the time we saw it and where it ends in the file."""
+
+    text: str
+    seen_at: float
+    offset: int
+
+
 class Service:
     """A command supervised as a local service. Create it with the ``service`` fixture."""
 
@@ -73,7 +130,13 @@ class Service:
         *,
         name: str | None = None,
         port: int | None = None,
-        health: str | int | _probes.Probe | Callable[[], Any] | None = None,
+        health: Check | None = None,
+        ready: Check | None = None,
+        ports: Mapping[str, int | None] | Sequence[str] | None = None,
+        user: str | int | None = None,
+        files: Mapping[str | os.PathLike[str], str] | None = None,
+        log_tail: int = LOG_TAIL_LINES,
+        stop_signal: int | str = "SIGTERM",
         env: Mapping[str, str] | None = None,
         cwd: str | os.PathLike[str] | None = None,
         restart: str = "always",
@@ -98,18 +161,32 @@ class Service:
         if cwd is not None and not Path(cwd).is_dir():
             raise ServiceError(f"cwd={str(cwd)!r} is not a directory")
         self.name = name or Path(argv[0]).name
-        uses_port = any("{port}" in a for a in argv) or (isinstance(health, str) and "{port}" in health)
+        if isinstance(log_tail, bool) or not isinstance(log_tail, int) or log_tail < 1:
+            raise ServiceError(f"log_tail={log_tail!r} must be a whole number of lines >= 1")
+        self.log_tail_lines = log_tail
+        self.stop_signal = _signal_number(stop_signal)
+        self.account = resolve_user(user) if user is not None else None
+        templates = [*argv, *(str(v) for v in (env or {}).values()), *(files or {}).values()]
+        templates += [c for c in (health, ready) if isinstance(c, str)]
+        used = {m.group(1) for t in templates for m in _PLACEHOLDER.finditer(t)}
         if port is None:
-            self.port: int | None = free_port() if uses_port else None
+            self.port: int | None = free_port() if None in used else None
         else:
             if netns is None:
                 check_port_free(port)
             self.port = port
-        fill = {"port": str(self.port or "")}
-        self.command = [a.format(**fill) if "{port}" in a else a for a in argv]
-        self.env = {k: str(v).format(**fill) for k, v in (env or {}).items()}
+        self.ports: dict[str, int] = self._named_ports(ports, netns)
+        unknown = sorted(n for n in used if n is not None and n not in self.ports)
+        if unknown:
+            raise ServiceError(
+                f"{{port:{unknown[0]}}} names no port of service {self.name!r}; "
+                f"declare it with ports=[{unknown[0]!r}] (declared: {sorted(self.ports) or 'none'})"
+            )
+        self.command = [self.expand(a) for a in argv]
+        self.env = {k: self.expand(str(v)) for k, v in (env or {}).items()}
         if self.port is not None:
             self.env.setdefault("PORT", str(self.port))
+        self.files = {Path(path): self.expand(text) for path, text in (files or {}).items()}
         self.cwd = str(cwd) if cwd is not None else None
         self.restart = restart
         self.restart_delay = _duration(restart_delay, "restart_delay")
@@ -119,7 +196,8 @@ class Service:
         self.start_timeout = _duration(start_timeout, "start_timeout")
         self.stop_timeout = _duration(stop_timeout, "stop_timeout")
         self.netns = netns
-        self.health = self._health_probe(health)
+        self.health = self._health_probe(health, "health")
+        self.ready = self._health_probe(ready, "ready") if ready is not None else self.health
         directory = Path(log_dir) if log_dir is not None else Path(os.environ.get("TMPDIR", "/tmp"))
         directory.mkdir(parents=True, exist_ok=True)
         self.log_path = directory / f"service-{self.name}-{os.getpid()}-{id(self):x}.log"
@@ -130,28 +208,79 @@ class Service:
         self._supervisor: subprocess.Popen[str] | None = None
         self._reader: threading.Thread | None = None
 
-    def _health_probe(self, health: str | int | _probes.Probe | Callable[[], Any] | None) -> _probes.Probe | None:
-        if health is None:
+    def _named_ports(self, ports: Mapping[str, int | None] | Sequence[str] | None, netns: str | None) -> dict[str, int]:
+        if ports is None:
+            return {}
+        if isinstance(ports, str):
+            raise ServiceError(f"ports={ports!r} must be a list of names or a mapping of name to port (or None)")
+        wanted: Mapping[str, int | None] = ports if isinstance(ports, Mapping) else dict.fromkeys(ports)
+        chosen: dict[str, int] = {}
+        for key, number in wanted.items():
+            if not isinstance(key, str) or not _PORT_NAME.match(key):
+                raise ServiceError(
+                    f"ports: name {key!r} must be a word (letters, digits, _ and -), used as {{port:NAME}}"
+                )
+            if number is None:
+                chosen[key] = free_port()
+            else:
+                if netns is None:
+                    check_port_free(number, what=f"port {key!r}")
+                chosen[key] = number
+        return chosen
+
+    def expand(self, text: str) -> str:
+        """Replace ``{port}`` and ``{port:NAME}`` in ``text`` (other braces are left alone)."""
+
+        def one(match: re.Match[str]) -> str:
+            name = match.group(1)
+            if name is None:
+                return str(self.port or "")
+            if name not in self.ports:
+                raise ServiceError(f"{{port:{name}}} names no port of service {self.name!r}; declare it with ports=")
+            return str(self.ports[name])
+
+        return _PLACEHOLDER.sub(one, text)
+
+    def _health_probe(self, check: Check | None, what: str) -> _probes.Probe | None:
+        accepted = "an http:// URL, tcp://HOST:PORT, a TCP port number, a probe or a callable"
+        if check is None:
             return None
-        if isinstance(health, bool):
-            raise ServiceError(f"health={health!r}: use an http:// URL, a TCP port, a probe or a callable")
-        if isinstance(health, int):
-            return _probes.tcp("127.0.0.1", health, name=f"{self.name} tcp :{health}")
-        if isinstance(health, str):
-            url = health.format(port=self.port)
-            if not url.startswith(("http://", "https://")):
-                raise ServiceError(f"health={health!r}: a string health check must be an http:// or https:// URL")
-            return _probes.http(url, name=f"{self.name} {url}")
-        if callable(health):
-            return _probes.as_probe(health)
-        raise ServiceError(f"health={health!r}: use an http:// URL, a TCP port, a probe or a callable")
+        if isinstance(check, bool):
+            raise ServiceError(f"{what}={check!r}: use {accepted}")
+        if isinstance(check, int):
+            return _probes.tcp("127.0.0.1", check, name=f"{self.name} tcp :{check}")
+        if isinstance(check, str):
+            url = self.expand(check)
+            if url.startswith(("http://", "https://")):
+                return _probes.http(url, name=f"{self.name} {url}")
+            found = re.fullmatch(r"tcp://([^:/]+):(\d+)/?", url)
+            if found:
+                return _probes.tcp(found.group(1), int(found.group(2)), name=f"{self.name} {url}")
+            raise ServiceError(f"{what}={check!r}: a string check must be an http(s):// URL or tcp://HOST:PORT")
+        if callable(check):
+            return _probes.as_probe(check)
+        raise ServiceError(f"{what}={check!r}: use {accepted}")
 
     # -- lifecycle ---------------------------------------------------------------
 
     def start(self) -> Service:
-        """Start the supervisor and wait until the service is healthy (or fail with its log tail)."""
+        """Start the supervisor and wait until the service is ready (or fail with its log tail)."""
+        self.launch()
+        try:
+            self.wait_ready(self.start_timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def launch(self) -> Service:
+        """Start the supervisor (and the command) without waiting for readiness: a group waits for all."""
         if self._supervisor is not None:
             raise ServiceError(f"service {self.name!r} is already started")
+        for path, text in self.files.items():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+            give_to(path, self.account)
         spec = {
             "command": self.command,
             "env": self.env,
@@ -164,6 +293,8 @@ class Service:
             "max_restarts": self.max_restarts,
             "stop_timeout": self.stop_timeout,
             "netns": self.netns,
+            "stop_signal": self.stop_signal,
+            "user": None if self.account is None else [self.account.uid, self.account.gid, self.account.home],
         }
         self._supervisor = subprocess.Popen(
             [sys.executable, "-I", "-S", _supervisor.__file__, json.dumps(spec)],
@@ -174,11 +305,6 @@ class Service:
         )
         self._reader = threading.Thread(target=self._read_events, name=f"service-{self.name}", daemon=True)
         self._reader.start()
-        try:
-            self.wait_healthy(self.start_timeout)
-        except BaseException:
-            self.stop()
-            raise
         return self
 
     def _read_events(self) -> None:
@@ -202,6 +328,13 @@ class Service:
 
     def wait_healthy(self, timeout: float | str | None = None) -> None:
         """Block until the health check passes; a clear error with the log tail when it does not."""
+        self._wait_check(self.health, "its health check", timeout)
+
+    def wait_ready(self, timeout: float | str | None = None) -> None:
+        """Block until the readiness check (``ready=``, else ``health=``) passes, or fail with the log tail."""
+        self._wait_check(self.ready, "its readiness check", timeout)
+
+    def _wait_check(self, probe: _probes.Probe | None, label: str, timeout: float | str | None) -> None:
         from tenacity import RetryError, Retrying, retry_if_not_exception_type, stop_after_delay, wait_fixed
 
         seconds = self.start_timeout if timeout is None else _duration(timeout, "timeout")
@@ -211,8 +344,8 @@ class Service:
                 raise _GaveUp(self._last_exit())
             if self.pid is None:
                 raise ServiceError("not running")
-            if self.health is not None:
-                self.health()
+            if probe is not None:
+                probe()
 
         try:
             for attempt in Retrying(
@@ -229,13 +362,17 @@ class Service:
             ) from None
         except RetryError as exc:
             last = exc.last_attempt.exception()
-            what = "its health check" if self.health is not None else "its process"
+            what = label if probe is not None else "its process"
+            state = "healthy" if probe is self.health else "ready"
             raise ServiceError(
-                f"service {self.name!r} did not become healthy within {seconds:g}s "
+                f"service {self.name!r} did not become {state} within {seconds:g}s "
                 f"({what}: {type(last).__name__}: {last}); command {self.command}; log tail:\n{self.log_tail()}"
             ) from None
 
     def _last_exit(self) -> str:
+        errors = [e["error"] for e in self.events if e["event"] == "gave-up" and e.get("error")]
+        if errors:
+            return str(errors[-1])
         exits = [e for e in self.events if e["event"] == "exited"]
         return f"exit code {exits[-1]['code']}" if exits else "no exit seen"
 
@@ -244,11 +381,12 @@ class Service:
         sup, self._supervisor = self._supervisor, None
         if sup is None:
             return
+        assert sup.stdin is not None
         with contextlib.suppress(BrokenPipeError, OSError, ValueError):
-            assert sup.stdin is not None
             sup.stdin.write("stop\n")
             sup.stdin.flush()
-            sup.stdin.close()
+        with contextlib.suppress(BrokenPipeError, OSError, ValueError):
+            sup.stdin.close()  # a supervisor that already exited makes the flush above fail
         try:
             sup.wait(timeout=self.stop_timeout + 5)
         except subprocess.TimeoutExpired:
@@ -326,8 +464,63 @@ class Service:
                 self._changed.wait(left)
         return True
 
-    def log_tail(self, lines: int = LOG_TAIL_LINES) -> str:
-        """The last ``lines`` lines of the service's log (stdout and stderr), for reports."""
+    def log_offset(self) -> int:
+        """The log's current size: pass it as ``since=`` to wait only for lines written from now on."""
+        try:
+            return self.log_path.stat().st_size
+        except OSError:
+            return 0
+
+    def log_lines(self, pattern: str | re.Pattern[str], since: int = 0) -> Iterator[LogLine]:
+        """Every complete log line after byte ``since`` that matches ``pattern`` (a regex), as it is now."""
+        regex = re.compile(pattern) if isinstance(pattern, str) else pattern
+        try:
+            with open(self.log_path, "rb") as handle:
+                handle.seek(since)
+                data = handle.read()
+        except OSError:
+            return
+        now, offset = time.time(), since
+        for raw in data.splitlines(keepends=True):
+            offset += len(raw)
+            if not raw.endswith(b"\n"):
+                break  # a line still being written
+            text = raw.decode(errors="replace").rstrip("\r\n")
+            if regex.search(text):
+                yield LogLine(text, now, offset)
+
+    def wait_for_log(self, pattern: str | re.Pattern[str], timeout: float | str = 30.0, since: int = 0) -> LogLine:
+        """Block until a log line after byte ``since`` matches ``pattern``; a clear error with the tail if none does.
+
+        ``seen_at`` is when we noticed it (within about 10 ms); a server's own timestamp in
+        the line is the better truth, and the datastore targets parse it.
+        """
+        seconds = _duration(timeout, "timeout")
+        deadline = time.monotonic() + seconds
+        position = since
+        while True:
+            for line in self.log_lines(pattern, position):
+                return line
+            position = max(position, self._complete_lines_end(position))
+            if time.monotonic() >= deadline:
+                raise ServiceError(
+                    f"service {self.name!r}: no log line matching {getattr(pattern, 'pattern', pattern)!r} "
+                    f"within {seconds:g}s; log tail:\n{self.log_tail()}"
+                )
+            time.sleep(LOG_POLL)
+
+    def _complete_lines_end(self, since: int) -> int:
+        try:
+            with open(self.log_path, "rb") as handle:
+                handle.seek(since)
+                data = handle.read()
+        except OSError:
+            return since
+        return since + data.rfind(b"\n") + 1
+
+    def log_tail(self, lines: int | None = None) -> str:
+        """The last ``lines`` lines (default ``log_tail=``, 40) of the service's log (stdout and stderr)."""
+        lines = self.log_tail_lines if lines is None else lines
         try:
             with open(self.log_path, "rb") as handle:
                 handle.seek(0, os.SEEK_END)
@@ -342,5 +535,108 @@ class Service:
         return f"<Service {self.name} pid={self.pid} port={self.port} restart={self.restart}>"
 
 
+def _signal_number(value: int | str) -> int:
+    if isinstance(value, str):
+        name = value.upper() if value.upper().startswith("SIG") else f"SIG{value.upper()}"
+        number = getattr(_signal, name, None)
+        if not isinstance(number, int):
+            raise ServiceError(f"stop_signal={value!r} is not a signal name (e.g. 'SIGTERM', 'SIGINT')")
+        return int(number)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 65:
+        raise ServiceError(f"stop_signal={value!r} must be a signal name or number")
+    return int(value)
+
+
 class _GaveUp(Exception):
     """The service exited and its policy says it stays down: waiting longer is pointless."""
+
+
+class ServiceGroup:
+    """Services started together with one readiness for the group (a quorum cluster).
+
+    Started one by one, each waiting to be healthy, the first member of a three-node
+    consensus cluster never becomes healthy: it waits for peers that are not started yet.
+    A group launches every member first, then waits until each one is running and the
+    group's ``ready`` check (default: every member's own readiness) passes.
+    """
+
+    def __init__(
+        self,
+        members: Sequence[Service],
+        *,
+        ready: Check | None = None,
+        name: str = "group",
+        start_timeout: float | str = 30.0,
+    ) -> None:
+        if not members or not all(isinstance(m, Service) for m in members):
+            raise ServiceError(f"service group {name!r} needs a non-empty list of services, got {members!r}")
+        names = [m.name for m in members]
+        if len(set(names)) != len(names):
+            raise ServiceError(f"service group {name!r}: member names must be unique, got {names}")
+        self.name = name
+        self.members = list(members)
+        self.start_timeout = _duration(start_timeout, "start_timeout")
+        if ready is not None and (isinstance(ready, (str, int)) or not callable(ready)):
+            raise ServiceError(f"service group {name!r}: ready={ready!r} must be a probe or a callable")
+        self.ready = None if ready is None else _probes.as_probe(ready)
+
+    def start(self) -> ServiceGroup:
+        """Launch every member, then wait for the group to be ready; stop them all on failure."""
+        try:
+            for member in self.members:
+                member.launch()
+            deadline = time.monotonic() + self.start_timeout
+            for member in self.members:
+                member._wait_check(None, "its process", max(0.0, deadline - time.monotonic()))
+            if self.ready is None:
+                for member in self.members:
+                    member.wait_ready(max(0.0, deadline - time.monotonic()))
+            else:
+                self._wait_group(deadline)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _wait_group(self, deadline: float) -> None:
+        assert self.ready is not None
+        last: BaseException | None = None
+        while True:
+            for member in self.members:
+                if member.gave_up:
+                    raise ServiceError(
+                        f"service group {self.name!r}: member {member.name!r} exited ({member._last_exit()}) "
+                        f"and will not restart; log tail:\n{member.log_tail()}"
+                    )
+            try:
+                self.ready()
+                return
+            except Exception as exc:
+                last = exc
+            if time.monotonic() >= deadline:
+                tails = "\n".join(f"--- {m.name} ---\n{m.log_tail(15)}" for m in self.members)
+                raise ServiceError(
+                    f"service group {self.name!r} did not become ready within {self.start_timeout:g}s "
+                    f"({type(last).__name__}: {last}); log tails:\n{tails}"
+                )
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        """Stop every member (safe to call twice)."""
+        for member in reversed(self.members):
+            member.stop()
+
+    def __getitem__(self, name: str) -> Service:
+        for member in self.members:
+            if member.name == name:
+                return member
+        raise KeyError(f"service group {self.name!r} has no member {name!r}; members: {[m.name for m in self.members]}")
+
+    def __iter__(self) -> Iterator[Service]:
+        return iter(self.members)
+
+    def __len__(self) -> int:
+        return len(self.members)
+
+    def __repr__(self) -> str:
+        return f"<ServiceGroup {self.name} {[m.name for m in self.members]}>"

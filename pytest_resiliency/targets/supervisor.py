@@ -48,26 +48,45 @@ class Supervisor:
         self.out.write(json.dumps({"event": event, "at": time.time(), **fields}) + "\n")
         self.out.flush()
 
-    def start(self) -> None:
+    def start(self) -> bool:
         command = list(self.spec["command"])
+        user = self.spec.get("user")  # [uid, gid, home] resolved by the parent: drop privileges
+        drop: dict[str, Any] = {}
+        if user is not None and self.spec.get("netns"):
+            # ``ip netns exec`` needs root: enter the namespace first, then drop privileges.
+            command = ["setpriv", f"--reuid={user[0]}", f"--regid={user[1]}", "--clear-groups", *command]
+        elif user is not None:
+            drop = {"user": user[0], "group": user[1], "extra_groups": []}
         if self.spec.get("netns"):
             command = ["ip", "netns", "exec", self.spec["netns"], *command]
         env = {**os.environ, **self.spec.get("env", {})}
+        if user is not None:
+            env.setdefault("HOME", user[2])
         with open(self.spec["log"], "ab") as log:
             log.write(f"--- start {time.strftime('%H:%M:%S')} (restart {self.restarts}) ---\n".encode())
             log.flush()
-            self.child = subprocess.Popen(
-                command,
-                cwd=self.spec.get("cwd") or None,
-                env=env,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # its own process group: stop and kill reach every child
-            )
+            try:
+                self.child = self._spawn(command, env, log, drop)
+            except OSError as exc:  # not executable, missing, or not reachable by the dropped user
+                log.write(f"cannot start {command[0]}: {exc}\n".encode())
+                self.emit("gave-up", code=None, error=f"cannot start {command[0]}: {exc}")
+                return False
         self.pidfd = os.pidfd_open(self.child.pid)
         self.started_at = time.monotonic()
         self.emit("started", pid=self.child.pid, start=_start_ticks(self.child.pid), restarts=self.restarts)
+        return True
+
+    def _spawn(self, command: list[str], env: dict[str, str], log: IO[bytes], drop: dict[str, Any]) -> Any:
+        return subprocess.Popen(
+            command,
+            cwd=self.spec.get("cwd") or None,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: stop and kill reach every child
+            **drop,
+        )
 
     def reap(self) -> int:
         assert self.child is not None
@@ -83,11 +102,11 @@ class Supervisor:
         return code
 
     def terminate(self) -> None:
-        """SIGTERM the group (and SIGCONT, in case it is paused), SIGKILL after ``stop_timeout``."""
+        """Stop signal (SIGTERM) to the group, SIGCONT in case it is paused, SIGKILL after ``stop_timeout``."""
         if self.child is None:
             return
         pid = self.child.pid
-        for signum in (signal.SIGTERM, signal.SIGCONT):
+        for signum in (int(self.spec.get("stop_signal", signal.SIGTERM)), signal.SIGCONT):
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signum)
         assert self.pidfd is not None
@@ -120,7 +139,8 @@ class Supervisor:
 
     def run(self) -> int:
         stdin = sys.stdin.fileno()
-        self.start()
+        if not self.start():
+            return 1
         restart_at: float | None = None
         buffered = b""
         while True:

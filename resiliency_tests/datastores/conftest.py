@@ -1,0 +1,54 @@
+"""Shared settings of the datastore experiments: short baselines, a writer per test.
+
+Each experiment takes a few seconds: 200 writes/s open loop, a baseline of 100
+acknowledged writes (0.5 s), a 500 ms recovery window (100 consecutive successes at this
+rate, so the shorter window still proves recovery), then read-back of every written key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from pytest_resiliency.experiment import Experiment
+    from pytest_resiliency.load.writer import Writer
+
+RATE = 200
+BASELINE = 100
+
+
+@pytest.fixture
+def marks(experiment: Experiment) -> Callable[[Any], None]:
+    """Put a target's own log truth (ready, elected, DOWN) after the first fault on the chart."""
+    from pytest_resiliency.targets.datastores import mark_truth
+
+    def mark(target: Any) -> None:
+        mark_truth(experiment, target.truth(), since=experiment.last_injection)
+
+    return mark
+
+
+def steady(writer: Writer) -> Writer:
+    return writer.wait_steady(successes=BASELINE, timeout="20s")
+
+
+def recovery_proven_at(experiment: Experiment) -> float | None:
+    """When the evidence proves recovery: the completion of the first success that recovered.
+
+    That is the upper end of the recovery bracket (what the RTO verdict judges); a success
+    sent into the outage and answered after it proves nothing about its send time.
+    """
+    episode = experiment.measure().worst
+    if episode is None or episode.t_recovered is None:
+        return None
+    by = getattr(episode, "recovery_by", None)
+    if by is not None:
+        return float(by)
+    evidence = experiment.timeline.snapshot()
+    for start, latency, ok in zip(evidence.op_start, evidence.op_latency, evidence.op_ok, strict=True):
+        if ok and start == episode.t_recovered:
+            return float(start + latency)
+    return None
