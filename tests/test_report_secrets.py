@@ -83,3 +83,16 @@ def test_planted_credentials_are_in_no_report(pytester: pytest.Pytester, monkeyp
     assert "captured [redacted]" in outputs["junit.xml"]  # captured output, scrubbed, not dropped
     assert "stdout leak [redacted]" in outputs["report.html"]
     assert "test_leaky_breach" in outputs["summary.md"]
+
+
+def test_scrubbing_a_long_word_is_not_quadratic() -> None:
+    """A 50,000-character token-like word took minutes (every position restarted the scan)."""
+    import time
+
+    from pytest_resiliency.report.secrets import scrub_text
+
+    word = "x" * 50_000
+    began = time.perf_counter()
+    assert scrub_text(word) == word
+    assert time.perf_counter() - began < 5.0  # about 0.05 s now; the quadratic scan took minutes
+    assert scrub_text(f"{word} password=hunter22") == f"{word} password=[redacted]"

@@ -41,10 +41,11 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
         ),
         rf"\1\2{REDACTED}",
     ),
-    # password=..., ?token=..., AWS_SECRET_ACCESS_KEY=..., "api_key": "..."
+    # password=..., ?token=..., AWS_SECRET_ACCESS_KEY=..., "api_key": "..." (a match starts only where
+    # a name can start: without the look-behind every position of a long word restarts the scan)
     (
         re.compile(
-            rf"(?i)([A-Za-z0-9_.\-]*(?:{_SECRET_WORDS})[A-Za-z0-9_.\-]*)(\"?'?\s*[:=]\s*\"?'?)(?![\s\"']*\[redacted\])((?<=[\"'])[^\"'\r\n]+|[^\s\"'&,;<>)}}\]]+)"
+            rf"(?i)(?<![A-Za-z0-9_.\-])([A-Za-z0-9_.\-]*(?:{_SECRET_WORDS})[A-Za-z0-9_.\-]*)(\"?'?\s*[:=]\s*\"?'?)(?![\s\"']*\[redacted\])((?<=[\"'])[^\"'\r\n]+|[^\s\"'&,;<>)}}\]]+)"
         ),
         rf"\1\2{REDACTED}",
     ),
