@@ -1,5 +1,10 @@
 """The ``pytest-resiliency`` command.
 
+``pytest-resiliency compare BASELINE.json CURRENT.json`` is the regression gate (exit 1 on a
+regression), ``pytest-resiliency trend J1.json J2.json ... -o trend.html`` writes the trend
+page, ``pytest-resiliency deploy --stack NAME --code runner.zip --code-bucket B`` deploys the
+serverless runner from its CloudFormation template.
+
 ``pytest-resiliency invoke --function NAME --bucket B --suite DIR -m EXPR`` zips a suite
 directory, uploads it to S3 and invokes the serverless runner
 (:mod:`pytest_resiliency.serverless.handler`) on it, printing the run's summary as JSON.
@@ -99,6 +104,38 @@ def invoke(args: argparse.Namespace) -> int:
     return code if isinstance(code, int) and 0 <= code < 256 else 0
 
 
+def compare(args: argparse.Namespace) -> int:
+    from .report import compare as gate
+
+    try:
+        thresholds = gate.parse_thresholds(args.max_regression)
+        baseline, current = gate.load(args.baseline), gate.load(args.current)
+    except gate.CompareError as exc:
+        raise CliError(str(exc)) from None
+    result = gate.compare(baseline, current, thresholds, args.baseline, args.current)
+    if args.format == "markdown":
+        print(gate.markdown(result))
+    elif args.format == "json":
+        print(json.dumps(gate.as_json(result), indent=2))
+    else:
+        print("\n".join(gate.text_lines(result)))
+    if args.markdown:
+        gate.append_markdown(Path(args.markdown), result)
+    return result.exit_code
+
+
+def trend(args: argparse.Namespace) -> int:
+    from .report import compare as gate
+    from .report import trend as page
+
+    try:
+        count = page.write([Path(p) for p in args.journals], Path(args.output), args.title, args.sort == "created")
+    except gate.CompareError as exc:
+        raise CliError(str(exc)) from None
+    print(f"trend of {count} test(s) across {len(args.journals)} run(s) written to {args.output}", file=sys.stderr)
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="pytest-resiliency", description="pytest-resiliency tools")
     commands = top.add_subparsers(dest="command", metavar="COMMAND")
@@ -121,6 +158,41 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--endpoint-url", default=None, help="AWS endpoint (moto, LocalStack)")
     run.add_argument("--async", dest="asynchronous", action="store_true", help="invoke without waiting (Event)")
     run.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
+
+    cmp = commands.add_parser(
+        "compare",
+        help="regression gate: compare two JSON journals, exit 1 when a figure got worse",
+        description="Match tests by node id and compare RTO, RPO, lost writes, p99 and error rate. Exit 1 when "
+        "a figure got worse beyond the threshold AND beyond its stated uncertainty (the measured intervals do not "
+        "overlap), 0 otherwise, 2 on bad input. New, vanished and unmeasured tests are listed, not errors.",
+    )
+    cmp.add_argument("baseline", metavar="BASELINE.json", help="journal of the reference run (--resiliency-json)")
+    cmp.add_argument("current", metavar="CURRENT.json", help="journal of the run to judge")
+    cmp.add_argument(
+        "--max-regression",
+        action="append",
+        metavar="SPEC",
+        help="20%% (default; every figure) or FIGURE:VALUE with FIGURE one of rto, rpo, lost_writes, p99, "
+        "error_rate and VALUE a percentage, off, or an absolute amount (p99:50ms, lost_writes:0, "
+        "error_rate:0.01); repeatable",
+    )
+    cmp.add_argument("--format", choices=("text", "markdown", "json"), default="text", help="what to print")
+    cmp.add_argument(
+        "--markdown", metavar="PATH", default=None, help="also append the Markdown table to PATH ($GITHUB_STEP_SUMMARY)"
+    )
+
+    tr = commands.add_parser(
+        "trend",
+        help="write one self-contained HTML page of RTO, lost writes and p99 across runs",
+        description="Read JSON journals (oldest first) and write a self-contained HTML page: per test, RTO "
+        "(with its uncertainty), lost writes and p99 across the runs, budgets drawn.",
+    )
+    tr.add_argument("journals", nargs="+", metavar="JOURNAL.json", help="journals, oldest first")
+    tr.add_argument("-o", "--output", default="trend.html", help="the page to write (default trend.html)")
+    tr.add_argument("--title", default="Resiliency trends", help="the page title")
+    tr.add_argument(
+        "--sort", choices=("given", "created"), default="given", help="order of the runs (default: as given)"
+    )
     return top
 
 
@@ -129,8 +201,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser().print_help(sys.stderr)
         return 2
+    commands = {"invoke": invoke, "compare": compare, "trend": trend}
     try:
-        return invoke(args)
+        return commands[args.command](args)
     except CliError as exc:
         print(f"pytest-resiliency {args.command}: {exc}", file=sys.stderr)
         return 2
