@@ -155,17 +155,32 @@ def test_worse_beyond_the_threshold_but_within_the_uncertainty_is_not_a_regressi
 def test_older_journals_fall_back_to_resolution_then_to_no_uncertainty() -> None:
     old = {"resolution": 0.3}
     # rto ± resolution: [0.7, 1.3] against [1.3, 1.9] still touch -> not proven worse
-    assert status(entry("t::a", rto=1.0, rto_status="recovered", **old),
-                  entry("t::a", rto=1.6, rto_status="recovered", **old)) == compare.WITHIN_UNCERTAINTY
-    assert status(entry("t::a", rto=1.0, rto_status="recovered", **old),
-                  entry("t::a", rto=2.0, rto_status="recovered", **old)) == compare.REGRESSED
+    assert (
+        status(
+            entry("t::a", rto=1.0, rto_status="recovered", **old), entry("t::a", rto=1.6, rto_status="recovered", **old)
+        )
+        == compare.WITHIN_UNCERTAINTY
+    )
+    assert (
+        status(
+            entry("t::a", rto=1.0, rto_status="recovered", **old), entry("t::a", rto=2.0, rto_status="recovered", **old)
+        )
+        == compare.REGRESSED
+    )
     # neither key: uncertainty 0
-    assert status(entry("t::a", rto=1.0, rto_status="recovered"),
-                  entry("t::a", rto=1.3, rto_status="recovered")) == compare.REGRESSED
+    assert (
+        status(entry("t::a", rto=1.0, rto_status="recovered"), entry("t::a", rto=1.3, rto_status="recovered"))
+        == compare.REGRESSED
+    )
     # the newer key wins over the older one
     both = {"rto_uncertainty": 0.0, "resolution": 5.0}
-    assert status(entry("t::a", rto=1.0, rto_status="recovered", **both),
-                  entry("t::a", rto=1.3, rto_status="recovered", **both)) == compare.REGRESSED
+    assert (
+        status(
+            entry("t::a", rto=1.0, rto_status="recovered", **both),
+            entry("t::a", rto=1.3, rto_status="recovered", **both),
+        )
+        == compare.REGRESSED
+    )
 
 
 def test_unrecovered_lost_writes_and_other_figures() -> None:
@@ -174,14 +189,31 @@ def test_unrecovered_lost_writes_and_other_figures() -> None:
     assert status(rto(None), rto(None)) == compare.UNCHANGED
     # lost writes are exact: from 0 to 1 is a regression at any percentage
     lost = {"rto": 1.0, "rto_status": "recovered"}
-    assert status(entry("t::a", lost_writes=0, rpo=0.0, **lost), entry("t::a", lost_writes=1, rpo=0.2, **lost),
-                  figure="lost_writes") == compare.REGRESSED
-    assert status(entry("t::a", lost_writes=0, **lost), entry("t::a", lost_writes=1, **lost), "lost_writes:1",
-                  figure="lost_writes") == compare.UNCHANGED
-    assert status(entry("t::a", p99=0.010, **lost), entry("t::a", p99=0.030, **lost), "p99:50ms",
-                  figure="p99") == compare.UNCHANGED
-    assert status(entry("t::a", error_rate=0.01, **lost), entry("t::a", error_rate=0.05, **lost),
-                  figure="error_rate") == compare.REGRESSED
+    assert (
+        status(
+            entry("t::a", lost_writes=0, rpo=0.0, **lost),
+            entry("t::a", lost_writes=1, rpo=0.2, **lost),
+            figure="lost_writes",
+        )
+        == compare.REGRESSED
+    )
+    assert (
+        status(
+            entry("t::a", lost_writes=0, **lost),
+            entry("t::a", lost_writes=1, **lost),
+            "lost_writes:1",
+            figure="lost_writes",
+        )
+        == compare.UNCHANGED
+    )
+    assert (
+        status(entry("t::a", p99=0.010, **lost), entry("t::a", p99=0.030, **lost), "p99:50ms", figure="p99")
+        == compare.UNCHANGED
+    )
+    assert (
+        status(entry("t::a", error_rate=0.01, **lost), entry("t::a", error_rate=0.05, **lost), figure="error_rate")
+        == compare.REGRESSED
+    )
 
 
 def test_new_vanished_and_unmeasured_tests_are_listed_not_errors(capsys: pytest.CaptureFixture[str]) -> None:

@@ -81,7 +81,7 @@ class AllureBridge:
 
         from . import chart
 
-        allure.dynamic.tag("resiliency")
+        allure.dynamic.tag("resiliency")  # type: ignore[no-untyped-call]
         for name, value in parameters(payload):
             allure.dynamic.parameter(name, value, excluded=True)
         allure.attach(chart.render(payload), name="resiliency timeline", attachment_type=allure.attachment_type.SVG)

@@ -151,10 +151,10 @@ def load(path: Path | str) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise CompareError(f"{path}: not a JSON journal ({exc})") from None
     if not isinstance(document, dict) or document.get("schema") != JOURNAL_SCHEMA:
-        raise CompareError(f"{path}: not a pytest-resiliency journal (expected \"schema\": \"{JOURNAL_SCHEMA}\")")
+        raise CompareError(f'{path}: not a pytest-resiliency journal (expected "schema": "{JOURNAL_SCHEMA}")')
     tests = document.get("tests")
     if not isinstance(tests, list) or not all(isinstance(t, dict) and isinstance(t.get("nodeid"), str) for t in tests):
-        raise CompareError(f"{path}: \"tests\" must be a list of test entries with a \"nodeid\"")
+        raise CompareError(f'{path}: "tests" must be a list of test entries with a "nodeid"')
     return document
 
 
@@ -445,4 +445,3 @@ def append_markdown(path: Path, result: Comparison) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a", encoding="utf-8") as out:
         out.write(markdown(result) + "\n")
-

@@ -57,10 +57,9 @@ def pytest_configure(config: pytest.Config) -> None:
         from .gate import RegressionGate
 
         summary_md = config.getoption("resiliency_summary_md", None)
+        summary_path = Path(summary_md).resolve() if summary_md else None
         try:
-            gate = RegressionGate(
-                Path(baseline).resolve(), parse_thresholds(thresholds), Path(summary_md).resolve() if summary_md else None
-            )
+            gate = RegressionGate(Path(baseline).resolve(), parse_thresholds(thresholds), summary_path)
         except CompareError as exc:
             raise pytest.UsageError(f"--resiliency-compare: {exc}") from None
         config.pluginmanager.register(gate, "resiliency-compare")

@@ -59,7 +59,7 @@ CHARTS = (
 
 def _fmt(kind: str, value: float) -> str:
     if kind == "count":
-        return str(int(round(value)))
+        return str(round(value))
     return format_duration(value)
 
 
@@ -68,10 +68,10 @@ def _nice_max(value: float) -> float:
         return 1.0
     exponent = math.floor(math.log10(value))
     for step in (1.0, 1.2, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0):
-        top = step * 10**exponent
+        top = step * 10.0**exponent
         if top >= value:
             return top
-    return 10 ** (exponent + 1)
+    return 10.0 ** (exponent + 1)
 
 
 def chart_svg(chart: Chart, runs: list[Run], nodeid: str) -> str:
@@ -110,7 +110,7 @@ def chart_svg(chart: Chart, runs: list[Run], nodeid: str) -> str:
         v = top * k / 4
         out.append(f'<line x1="{LEFT}" x2="{W - RIGHT}" y1="{y(v):.1f}" y2="{y(v):.1f}" class="grid"/>')
         out.append(f'<text x="{LEFT - 4}" y="{y(v) + 4:.1f}" class="ax" text-anchor="end">{_fmt(chart.kind, v)}</text>')
-    for i, run in enumerate(runs):
+    for i in range(len(runs)):
         out.append(
             f'<text x="{x(i):.1f}" y="{H - BOTTOM + 14}" class="ax" text-anchor="middle">#{i + 1}</text>'
             if n <= 20 or i % math.ceil(n / 20) == 0
@@ -126,7 +126,7 @@ def chart_svg(chart: Chart, runs: list[Run], nodeid: str) -> str:
             f"budget {_fmt(chart.kind, budget)}</text>"
         )
     line: list[str] = []
-    for i, bounds, outcome in points:
+    for i, bounds, _ in points:
         if bounds is None or bounds[1] == INF:
             if line:
                 out.append(f'<polyline points="{" ".join(line)}" class="trend"/>')
@@ -142,7 +142,7 @@ def chart_svg(chart: Chart, runs: list[Run], nodeid: str) -> str:
             reason = "not in this run" if outcome == "absent" else "not measured"
             out.append(
                 f'<text x="{x(i):.1f}" y="{TOP + plot_h - 4}" class="ax na" text-anchor="middle">'
-                f"–<title>{escape(label)}: {reason}</title></text>"
+                f"&#8211;<title>{escape(label)}: {reason}</title></text>"
             )
             continue
         colour = COLOURS.get(outcome, MISSING)
@@ -166,8 +166,10 @@ def chart_svg(chart: Chart, runs: list[Run], nodeid: str) -> str:
         )
     if all(bounds is None for _, bounds, _ in points):
         note = "not verified in any run" if chart.key == "lost_writes" else "not measured in any run"
-        out.append(f'<text x="{LEFT + plot_w / 2:.1f}" y="{TOP + plot_h / 2:.1f}" class="ax" '
-                   f'text-anchor="middle">{note}</text>')
+        out.append(
+            f'<text x="{LEFT + plot_w / 2:.1f}" y="{TOP + plot_h / 2:.1f}" class="ax" '
+            f'text-anchor="middle">{note}</text>'
+        )
     out.append("</svg>")
     return "".join(out)
 
@@ -259,7 +261,7 @@ def render(runs: list[Run], title: str = "Resiliency trends") -> str:
         f'<div class="legend">{len(runs)} runs, {len(nodeids)} tests. Points: the judged value (the RTO is the '
         "upper end of its recovery bracket); the pale bar below a point is its uncertainty; dashed red: the "
         "budget; colour: the run's verdict (green pass, red breach, orange error, grey aborted); ✕ not "
-        "recovered; – not measured or not in that run.</div>"
+        "recovered; &#8211; not measured or not in that run.</div>"
         '<table class="runs"><thead><tr><th>run</th><th>journal</th><th>created</th><th>tests</th>'
         f"<th>breaches</th></tr></thead><tbody>{run_rows}</tbody></table>"
         '<table class="overview"><thead><tr><th>test</th><th>latest RTO</th><th>latest verdict</th>'
