@@ -23,6 +23,7 @@ import pytest
 from pytest_resiliency import faults
 
 OUTAGE = float(os.environ["OUTAGE"])
+BUDGET = os.environ.get("BUDGET", "5s")
 
 
 def outage(experiment, down):
@@ -35,7 +36,7 @@ def outage(experiment, down):
             experiment.record_operation(at, 0.001, at - t0 >= down, "GET /", "client")
 
 
-@pytest.mark.resiliency(rto="5s")
+@pytest.mark.resiliency(rto=BUDGET)
 def test_orders_recover(experiment):
     outage(experiment, OUTAGE)
 
@@ -47,10 +48,11 @@ def test_payments_recover(experiment):
 QUIET = ("-p", "no:cacheprovider", "-p", "no:locust", "-p", "no:randomly")
 
 
-def run_suite(pytester: pytest.Pytester, outage: float, *args: str) -> pytest.RunResult:
+def run_suite(pytester: pytest.Pytester, outage: float, *args: str, budget: str = "5s") -> pytest.RunResult:
     pytester.makepyfile(test_suite=SUITE)
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("OUTAGE", str(outage))
+        mp.setenv("BUDGET", budget)
         return pytester.runpytest_subprocess(*QUIET, *args)
 
 

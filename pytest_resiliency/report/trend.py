@@ -77,7 +77,7 @@ def _nice_max(value: float) -> float:
 def chart_svg(chart: Chart, runs: list[Run], nodeid: str) -> str:
     """One small chart: a point per run (bar = the uncertainty), the budget dashed, gaps where unmeasured."""
     points: list[tuple[int, tuple[float, float] | None, str]] = []
-    budgets: list[float] = []
+    budget_by_run: list[tuple[int, float]] = []
     for index, run in enumerate(runs):
         entry = run.tests.get(nodeid)
         if entry is None:
@@ -85,10 +85,10 @@ def chart_svg(chart: Chart, runs: list[Run], nodeid: str) -> str:
             continue
         budget = (entry.get("budget") or {}).get(chart.budget_key)
         if isinstance(budget, (int, float)) and not isinstance(budget, bool):
-            budgets.append(float(budget))
+            budget_by_run.append((index, float(budget)))
         points.append((index, interval(entry, chart.key), str(entry.get("outcome"))))
     finite = [b[1] for _, b, _ in points if b is not None and b[1] != INF]
-    top = _nice_max(max([*finite, *budgets, 0.0]) * 1.1)
+    top = _nice_max(max([*finite, *(b for _, b in budget_by_run), 0.0]) * 1.1)
     if chart.kind == "count":
         top = max(4.0, float(math.ceil(top / 4) * 4))  # whole-number ticks
     plot_w, plot_h = W - LEFT - RIGHT, H - TOP - BOTTOM
@@ -116,13 +116,17 @@ def chart_svg(chart: Chart, runs: list[Run], nodeid: str) -> str:
             if n <= 20 or i % math.ceil(n / 20) == 0
             else ""
         )
-    for budget in sorted(set(budgets)):
+    half = plot_w / (2 * n)
+    last_of: dict[float, int] = {}
+    for i, budget in budget_by_run:
+        last_of[budget] = i
         out.append(
-            f'<line x1="{LEFT}" x2="{W - RIGHT}" y1="{y(budget):.1f}" y2="{y(budget):.1f}" class="budget">'
-            f"<title>budget {_fmt(chart.kind, budget)}</title></line>"
+            f'<line x1="{x(i) - half:.1f}" x2="{x(i) + half:.1f}" y1="{y(budget):.1f}" y2="{y(budget):.1f}" '
+            f'class="budget"><title>#{i + 1} budget {_fmt(chart.kind, budget)}</title></line>'
         )
+    for budget, i in last_of.items():  # budgets may change between runs: a step line, each labelled once
         out.append(
-            f'<text x="{W - RIGHT}" y="{y(budget) - 3:.1f}" class="ax budget-label" text-anchor="end">'
+            f'<text x="{x(i) + half:.1f}" y="{y(budget) - 3:.1f}" class="ax budget-label" text-anchor="end">'
             f"budget {_fmt(chart.kind, budget)}</text>"
         )
     line: list[str] = []
