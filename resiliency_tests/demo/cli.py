@@ -19,6 +19,7 @@ from pathlib import Path
 from .app import OrdersApp, split_hostport
 from .front import Front
 from .ledger import LedgerApp
+from .metrics import Metrics
 from .store import DURABILITIES, Store
 from .web import Server
 
@@ -96,13 +97,13 @@ async def _serve(args: argparse.Namespace) -> None:
             replica_of=replica_of,
             replication_lag=args.replication_lag,
         )
-        server = Server(app, args.host, args.port)
+        server = Server(Metrics("orders").wrap(app), args.host, args.port)
         await server.start()
         app.start()
         cleanup.append(app.close)
         print(f"orders: {app.role}, durability {args.durability}, recovered {recovered} orders", flush=True)
     elif args.command == "ledger":
-        server = Server(LedgerApp(), args.host, args.port)
+        server = Server(Metrics("ledger").wrap(LedgerApp()), args.host, args.port)
         await server.start()
     else:
         front = Front(args.primary, args.replica, check_every=args.check_every, failover_after=args.failover_after)
