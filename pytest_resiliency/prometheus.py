@@ -34,7 +34,7 @@ from .probes import DEFAULT_PROBE_TIMEOUT, Probe, ProbeFailed
 if TYPE_CHECKING:
     from .experiment import Experiment
 
-__all__ = ["PrometheusProbe", "PrometheusError", "prometheus"]
+__all__ = ["PrometheusError", "PrometheusProbe", "prometheus"]
 
 DEFAULT_STEP = 0.1
 MAX_POINTS = 11_000  # Prometheus refuses a range query of more than 11,000 points per series
@@ -122,9 +122,8 @@ class PrometheusProbe(Probe):
         except ValueError:
             raise PrometheusError(f"Prometheus at {self.url} answered HTTP {response.status} without JSON") from None
         if response.status != 200 or data.get("status") != "success":
-            raise PrometheusError(
-                f"Prometheus answered HTTP {response.status}: {data.get('errorType', '')} {data.get('error', '')}".strip()
-            )
+            reason = f"{data.get('errorType', '')} {data.get('error', '')}".strip()
+            raise PrometheusError(f"Prometheus answered HTTP {response.status}: {reason}")
         return data["data"]
 
     def values_at(self, at: float | None = None) -> list[float]:
@@ -218,7 +217,7 @@ class PrometheusProbe(Probe):
         points = self.series(start, end, seconds)
         source = f"prometheus:{self.name}"
         count = 0
-        for i in range(int(math.floor((end - start) / seconds + 1e-9)) + 1):
+        for i in range(math.floor((end - start) / seconds + 1e-9) + 1):
             at = round(start + i * seconds, 3)
             reason = self.judge(points.get(at, []))
             experiment.record_operation(at, 0.0, reason is None, self.name, source=source, error=reason)

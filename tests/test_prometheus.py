@@ -58,7 +58,13 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[DemoProcess
     logs = tmp_path_factory.mktemp("demo")
     ledger = DemoProcess("ledger", log=logs / "ledger.log").start()
     orders = DemoProcess(
-        "orders", "--durability", "memory", "--ledger", f"127.0.0.1:{ledger.port}", "--ledger-timeout", "200ms",
+        "orders",
+        "--durability",
+        "memory",
+        "--ledger",
+        f"127.0.0.1:{ledger.port}",
+        "--ledger-timeout",
+        "200ms",
         log=logs / "orders.log",
     ).start()
     try:
@@ -99,7 +105,8 @@ def prometheus_url(demo: tuple[DemoProcess, DemoProcess], tmp_path_factory: pyte
         up = probes.prometheus(url, 'up{job="orders"} == 1', name="orders up")
         while True:  # ready, and the orders target scraped at least once
             if proc.poll() is not None:
-                pytest.fail(f"prometheus exited with {proc.returncode}: {(root / 'prometheus.log').read_text()[-2000:]}")
+                tail = (root / "prometheus.log").read_text()[-2000:]
+                pytest.fail(f"prometheus exited with {proc.returncode}: {tail}")
             try:
                 up()
                 break
