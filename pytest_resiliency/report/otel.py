@@ -202,5 +202,5 @@ class OtelExporter:
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if self.tests:
-            state = "sent" if getattr(self, "flushed", False) else "NOT confirmed (see the log)"
+            state = "flushed" if getattr(self, "flushed", False) else "NOT flushed in time (see the log)"
             terminalreporter.write_line(f"resiliency traces: {self.tests} test(s) {state} to {self.url}")
