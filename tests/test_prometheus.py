@@ -16,6 +16,7 @@ import threading
 import time
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -246,3 +247,25 @@ def test_bad_arguments_are_refused() -> None:
         sli.import_range(Experiment("t::x"))
     with pytest.raises(ValueError, match="more than 11000 points"):
         sli.import_range(Experiment("t::x"), start=0.0, end=100_000.0, step="1s")
+
+
+def test_demo_exports_prometheus_metrics(tmp_path: Path) -> None:
+    pytest.importorskip(
+        "prometheus_client", reason="prometheus-client is not installed (pip install prometheus-client)"
+    )
+    with DemoProcess("orders", "--durability", "memory", log=tmp_path / "orders.log") as orders:
+        assert request(orders.url, "POST", "/orders", {"key": "a"})[0] == 201
+        assert request(orders.url, "GET", "/orders/a")[0] == 200
+        assert request(orders.url, "GET", "/orders/missing")[0] == 404
+        assert request(orders.url, "GET", f"/no/such/{time.time()}")[0] == 404
+        status, text = request(orders.url, "GET", "/metrics")
+    assert status == 200
+    samples = {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line[:1] != "#"}
+    total = 'demo_http_requests_total{{code="{}",method="{}",role="orders",route="{}"}}'
+    assert samples[total.format("201", "POST", "/orders")] == 1
+    assert samples[total.format("200", "GET", "/orders/{key}")] == 1  # one route for every key
+    assert samples[total.format("404", "GET", "/orders/{key}")] == 1
+    assert samples[total.format("404", "GET", "other")] == 1  # unknown paths never become label values
+    assert samples['demo_http_request_duration_seconds_count{role="orders",route="/orders"}'] == 1
+    with DemoProcess("orders", "--durability", "memory", "--no-metrics") as plain:
+        assert request(plain.url, "GET", "/metrics")[0] == 404

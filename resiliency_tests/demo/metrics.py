@@ -17,6 +17,7 @@ from typing import Any
 from .web import HttpError, Request, Response
 
 Handler = Callable[[Request], "Response | Awaitable[Response]"]
+MAX_CACHED = 256
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 _KEYED = re.compile(r"^/orders/(?!_lookup$)[^/]+$")
 ROUTES = frozenset(
@@ -35,6 +36,7 @@ class Metrics:
 
     def __init__(self, role: str) -> None:
         self.role = role
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         try:
             from prometheus_client import CollectorRegistry, Counter, Histogram
         except ImportError:
@@ -66,8 +68,17 @@ class Metrics:
         if self.registry is None:
             return
         route = route_of(request.path)
-        self.requests.labels(self.role, route, request.method, str(status)).inc()
-        self.duration.labels(self.role, route).observe(time.perf_counter() - began)
+        key = (route, request.method, status)
+        children = self._children.get(key)
+        if children is None:  # labels() costs ~10 us a call: resolve each combination once
+            children = (
+                self.requests.labels(self.role, route, request.method, str(status)),
+                self.duration.labels(self.role, route),
+            )
+            if len(self._children) < MAX_CACHED:  # methods and codes are few, but bound it anyway
+                self._children[key] = children
+        children[0].inc()
+        children[1].observe(time.perf_counter() - began)
 
     def wrap(self, handler: Handler) -> Callable[[Request], Any]:
         """``handler`` with every answer counted (errors included) and ``/metrics`` served."""
