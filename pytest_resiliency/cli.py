@@ -174,10 +174,12 @@ def deploy(args: argparse.Namespace) -> int:
     session = boto3.session.Session(region_name=args.region, profile_name=args.profile)
     s3 = session.client("s3", endpoint_url=args.endpoint_url)
     cfn = session.client("cloudformation", endpoint_url=args.endpoint_url)
+    from botocore.exceptions import BotoCoreError, ClientError  # type: ignore[import-untyped,unused-ignore]
+
     print(f"deploying stack {args.stack} (code s3://{request.code.bucket}/{request.code.key})", file=sys.stderr)
     try:
         found = stack.deploy(s3, cfn, request, timeout=args.timeout)
-    except stack.DeployError as exc:
+    except (stack.DeployError, BotoCoreError, ClientError) as exc:
         print(f"pytest-resiliency deploy: {exc}", file=sys.stderr)
         return 1
     print(json.dumps({"stack": args.stack, **found}, indent=2))

@@ -170,8 +170,14 @@ def deploy(s3: Any, cfn: Any, request: Deployment, timeout: float = STACK_TIMEOU
         "Capabilities": ["CAPABILITY_IAM"],
         "Tags": [{"Key": "pytest-resiliency", "Value": "runner"}],
     }
-    if _stack(cfn, request.stack) is None:
+    existing = _stack(cfn, request.stack)
+    if existing is None:
         cfn.create_stack(**body)
+    elif existing["StackStatus"] == "ROLLBACK_COMPLETE":
+        raise DeployError(
+            f"stack {request.stack} is ROLLBACK_COMPLETE (its creation failed) and cannot be updated; "
+            f"delete it first: aws cloudformation delete-stack --stack-name {request.stack}"
+        )
     else:
         try:
             cfn.update_stack(**body)
