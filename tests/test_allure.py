@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_compare import QUIET, SUITE
+from test_compare import SUITE, runpytest
 
 pytest.importorskip("allure_pytest", reason="allure-pytest is not installed (pip install allure-pytest)")
 
@@ -31,7 +31,7 @@ def run(pytester: pytest.Pytester, outage: float, budget: str, *args: str) -> py
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("OUTAGE", str(outage))
         mp.setenv("BUDGET", budget)
-        return pytester.runpytest_subprocess(*QUIET, *args)
+        return runpytest(pytester, *args)
 
 
 @pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])

@@ -45,7 +45,14 @@ def test_orders_recover(experiment):
 def test_payments_recover(experiment):
     outage(experiment, 0.2)
 '''
-QUIET = ("-p", "no:cacheprovider", "-p", "no:locust", "-p", "no:randomly")
+QUIET = ("-p", "no:cacheprovider", "-p", "no:locust", "-p", "no:randomly", "-p", "no:benchmark")
+
+
+def runpytest(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    """In process (fast) unless xdist is asked for, which gets its own interpreter."""
+    if "-n" in args:
+        return pytester.runpytest_subprocess(*QUIET, *args)
+    return pytester.runpytest_inprocess(*QUIET, *args)
 
 
 def run_suite(pytester: pytest.Pytester, outage: float, *args: str, budget: str = "5s") -> pytest.RunResult:
@@ -53,7 +60,7 @@ def run_suite(pytester: pytest.Pytester, outage: float, *args: str, budget: str 
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("OUTAGE", str(outage))
         mp.setenv("BUDGET", budget)
-        return pytester.runpytest_subprocess(*QUIET, *args)
+        return runpytest(pytester, *args)
 
 
 def journal(pytester: pytest.Pytester, outage: float, name: str) -> Path:
@@ -110,16 +117,16 @@ def test_in_run_gate_fails_the_session_on_a_regression(pytester: pytest.Pytester
 
 def test_in_run_gate_bad_input_is_a_usage_error(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_x="def test_x():\n    pass\n")
-    missing = pytester.runpytest_subprocess(*QUIET, "--resiliency-compare=nope.json")
+    missing = runpytest(pytester, "--resiliency-compare=nope.json")
     assert missing.ret == pytest.ExitCode.USAGE_ERROR
     missing.stderr.fnmatch_lines(["*--resiliency-compare: *nope.json: no such file*"])
     (pytester.path / "base.json").write_text(json.dumps(document([])))
-    bad = pytester.runpytest_subprocess(*QUIET, "--resiliency-compare=base.json", "--resiliency-max-regression=20")
+    bad = runpytest(pytester, "--resiliency-compare=base.json", "--resiliency-max-regression=20")
     assert bad.ret == pytest.ExitCode.USAGE_ERROR
     bad.stderr.fnmatch_lines(["*a value for every figure must be a percentage such as 20%*"])
-    alone = pytester.runpytest_subprocess(*QUIET, "--resiliency-max-regression=20%")
+    alone = runpytest(pytester, "--resiliency-max-regression=20%")
     alone.stderr.fnmatch_lines(["*--resiliency-max-regression needs --resiliency-compare=BASELINE.json*"])
-    plain = pytester.runpytest_subprocess(*QUIET, "--resiliency-compare=base.json")
+    plain = runpytest(pytester, "--resiliency-compare=base.json")
     assert plain.ret == 0  # no resiliency test in the run: nothing to compare, nothing fails
 
 

@@ -14,7 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from test_compare import QUIET, SUITE
+from test_compare import SUITE, runpytest
 
 pytest.importorskip(
     "opentelemetry.sdk", reason="the 'otel' extra is not installed (pip install pytest-resiliency[otel])"
@@ -105,8 +105,8 @@ def test_spans_for_faults_episodes_and_verdicts(
         mp.setenv("OUTAGE", "0.6")
         mp.setenv("BUDGET", "300ms")
         mp.setenv("OTEL_SERVICE_NAME", "orders-resiliency")
-        result = pytester.runpytest_subprocess(
-            *QUIET, f"--resiliency-otlp-endpoint={receiver.url}", "--resiliency-json=journal.json", *workers
+        result = runpytest(
+            pytester, f"--resiliency-otlp-endpoint={receiver.url}", "--resiliency-json=journal.json", *workers
         )
     result.assert_outcomes(passed=2, failed=1)
     result.stdout.fnmatch_lines([f"resiliency traces: 2 test(s) flushed to {receiver.url}/v1/traces"])
@@ -154,7 +154,7 @@ def test_spans_for_faults_episodes_and_verdicts(
 
 def test_bad_endpoint_is_a_usage_error(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_plain="def test_plain():\n    pass\n")
-    result = pytester.runpytest_subprocess(*QUIET, "--resiliency-otlp-endpoint=collector:4318")
+    result = runpytest(pytester, "--resiliency-otlp-endpoint=collector:4318")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*must be an http:// or https:// URL of an OTLP/HTTP receiver*"])
 
