@@ -204,7 +204,8 @@ def test_rto_judged_on_a_prometheus_sli_matches_what_the_client_saw(
     lag = WINDOW + 2 * SCRAPE + STEP + 0.3  # the SLI's own lag, plus slack for a shared machine
     assert truth.rto - STEP <= on_sli.rto <= truth.rto + lag, (truth.rto, on_sli.rto)
     assert truth.rto - STEP <= live.rto <= truth.rto + lag + 0.5, (truth.rto, live.rto)
-    assert on_sli.resolution is not None and on_sli.resolution <= STEP + 0.01  # one step: the evidence's spacing
+    stated = next(getattr(on_sli, n) for n in ("uncertainty", "rto_uncertainty", "resolution") if hasattr(on_sli, n))
+    assert stated is not None and stated <= STEP + 0.01  # one step: the evidence's spacing
     verdict = judge(on_sli, experiment.budget)
     assert verdict.passed, verdict.line
     assert not judge(on_sli, Budget(rto=on_sli.rto / 2)).passed

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from ..budget import format_duration
+from .compare import uncertainty as stated_uncertainty
 
 BUDGET_KEYS = ("rto", "rpo", "rpo_writes", "error_rate", "p99", "alert_within", "disruption", "tier")
 
@@ -44,7 +45,7 @@ def parameters(payload: dict[str, Any]) -> list[tuple[str, str]]:
         else:
             text = str(value)
         pairs.append((f"budget {key}", text))
-    uncertainty = s.get("rto_uncertainty", s.get("resolution"))
+    uncertainty = stated_uncertainty(payload)
     rto = _duration(s.get("rto")) if s.get("rto") is not None else s.get("rto_status")
     pairs += [
         ("RTO", rto if s.get("rto_status") != "no fault" else None),

@@ -21,6 +21,8 @@ from typing import Any
 
 import pytest
 
+from .compare import uncertainty as stated_uncertainty
+
 DEFAULT_SERVICE = "pytest-resiliency"
 TRACES_PATH = "v1/traces"
 FLUSH_TIMEOUT_MS = 10_000
@@ -61,7 +63,7 @@ def _attributes(prefix: str, values: dict[str, Any]) -> dict[str, Any]:
 
 def test_attributes(payload: dict[str, Any]) -> dict[str, Any]:
     s, b = payload["summary"], payload["budget"]
-    uncertainty = s.get("rto_uncertainty", s.get("resolution"))
+    uncertainty = stated_uncertainty(payload)
     figures = {
         "nodeid": payload["nodeid"],
         "outcome": payload["outcome"],
@@ -156,7 +158,9 @@ class OtelExporter:
                     {
                         "status": episode.get("status"),
                         "rto_s": episode.get("rto"),
-                        "uncertainty_s": episode.get("uncertainty", episode.get("resolution")),
+                        "uncertainty_s": episode.get("uncertainty")
+                        if episode.get("uncertainty") is not None
+                        else episode.get("resolution"),
                         "detection_delay_s": episode.get("detection_delay"),
                         "outage_s": episode.get("outage"),
                         "longest_gap_s": episode.get("longest_gap"),
