@@ -1,7 +1,9 @@
 """A loopback HTTP server whose outages are set exactly: the ground truth of the benchmarks.
 
 ``mode="503"`` answers 503 while broken; ``mode="refuse"`` closes the listening socket, so
-connections are refused, and rebinds the same port on repair. ``lose_last(k)`` forgets the
+connections are refused, and rebinds the same port on repair; ``mode="hang"`` holds every
+request until the repair and answers it then (a paused process, an election): blocking
+clients time out, or get an answer sent long before it. ``lose_last(k)`` forgets the
 last ``k`` acknowledged writes, as a crash that loses an unsynced tail would.
 """
 
@@ -35,6 +37,8 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         owner = self.server.owner
+        if owner.mode == "hang":
+            owner.repaired.wait()
         if owner.broken:
             self._reply(503)
         elif self.path.startswith("/orders/"):
@@ -59,10 +63,13 @@ class _Handler(BaseHTTPRequestHandler):
 
 class GroundTruthServer:
     def __init__(self, mode: str = "503") -> None:
-        if mode not in ("503", "refuse"):
-            raise ValueError(f"mode {mode!r}: use '503' or 'refuse'")
+        if mode not in ("503", "refuse", "hang"):
+            raise ValueError(f"mode {mode!r}: use '503', 'refuse' or 'hang'")
         self.mode = mode
         self.broken = False
+        self.repaired = threading.Event()
+        self.repaired.set()
+        self.repaired_at: float | None = None
         self.lock = threading.Lock()
         self.store: dict[str, float] = {}
         self._server: _Server | None = None
@@ -89,14 +96,19 @@ class GroundTruthServer:
     def break_(self) -> None:
         if self.mode == "refuse":
             self._stop()
+        elif self.mode == "hang":
+            self.repaired.clear()
         else:
             self.broken = True
 
     def fix(self) -> None:
+        """Repair; ``repaired_at`` is the truth: the instant the service answers again."""
         if self.mode == "refuse":
             self._start()
-        else:
+        elif self.mode == "503":
             self.broken = False
+        self.repaired_at = time.time()
+        self.repaired.set()
 
     def lose_last(self, k: int) -> list[str]:
         """Forget the ``k`` most recently acknowledged writes; returns their keys."""
@@ -107,4 +119,5 @@ class GroundTruthServer:
         return newest
 
     def close(self) -> None:
+        self.repaired.set()
         self._stop()

@@ -17,7 +17,10 @@ from typing import Any
 DURATION_HELP = "a number of seconds or a string like '250ms', '30s', '5m', '1h'"
 DISRUPTIONS = ("software", "hardware", "az", "region")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?|\.\d+)\s*(ms|s|m|h)?\s*$")
+# ASCII digits only (float() would take Arabic-Indic or fullwidth ones), the unit right after the number.
+_DURATION_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?|\.[0-9]+)(ms|s|m|h)?\s*$", re.ASCII)
+MAX_COUNT = 2**53  # whole-number arguments stay exact in JSON (the journal) and in floats
+_SHOWN = 60
 
 DEFAULT_RECOVERY_SUCCESSES = 5
 DEFAULT_RECOVERY_WINDOW = 1.0
@@ -28,6 +31,17 @@ class BudgetError(ValueError):
     """An NFR argument that cannot be understood; the message says what is accepted."""
 
 
+def shown(value: object) -> str:
+    """``repr`` for an error message, bounded: a 5,000-digit integer cannot even be printed."""
+    try:
+        text = repr(value)
+    except ValueError:  # int too large to convert to a string
+        return (
+            f"<an integer of about {int(value.bit_length() * 0.30103) + 1} digits>" if isinstance(value, int) else "<?>"
+        )
+    return text if len(text) <= _SHOWN else text[: _SHOWN - 3] + "..."
+
+
 def parse_duration(value: object, name: str = "duration") -> float:
     """Seconds from a number or a ``"250ms"``/``"30s"``/``"5m"``/``"1h"`` string.
 
@@ -35,16 +49,19 @@ def parse_duration(value: object, name: str = "duration") -> float:
     values are refused: a budget of ``-1s`` is always a mistake.
     """
     if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise BudgetError(f"{name}={value!r} is not a duration; use {DURATION_HELP}")
-    if isinstance(value, str):
-        match = _DURATION_RE.match(value)
-        if not match:
-            raise BudgetError(f"{name}={value!r} is not a duration; use {DURATION_HELP}")
-        seconds = float(match.group(1)) * _UNITS[match.group(2) or "s"]
-    else:
-        seconds = float(value)
+        raise BudgetError(f"{name}={shown(value)} is not a duration; use {DURATION_HELP}")
+    try:
+        if isinstance(value, str):
+            match = _DURATION_RE.match(value)
+            if not match:
+                raise BudgetError(f"{name}={shown(value)} is not a duration; use {DURATION_HELP}")
+            seconds = float(match.group(1)) * _UNITS[match.group(2) or "s"]
+        else:
+            seconds = float(value)
+    except OverflowError:
+        seconds = math.inf
     if not math.isfinite(seconds) or seconds < 0:
-        raise BudgetError(f"{name}={value!r} must be a finite duration >= 0; use {DURATION_HELP}")
+        raise BudgetError(f"{name}={shown(value)} must be a finite duration >= 0; use {DURATION_HELP}")
     return seconds
 
 
@@ -61,36 +78,41 @@ def format_duration(seconds: float) -> str:
 
 
 def _count(value: object, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise BudgetError(f"{name}={value!r} must be a whole number >= {minimum}")
+    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= MAX_COUNT:
+        raise BudgetError(f"{name}={shown(value)} must be a whole number >= {minimum} (at most 2**53)")
     return value
 
 
 def _ratio(value: object, name: str) -> float:
-    if isinstance(value, str) and value.strip().endswith("%"):
-        try:
+    number = math.nan
+    try:
+        if isinstance(value, str) and value.strip().endswith("%") and value.strip()[:-1].strip().isascii():
             number = float(value.strip()[:-1]) / 100
-        except ValueError:
-            number = math.nan
-    elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        number = float(value)
-    else:
-        number = math.nan
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            number = float(value)
+    except (ValueError, OverflowError):
+        pass
     if not 0 <= number <= 1:
-        raise BudgetError(f"{name}={value!r} must be a fraction between 0 and 1 (0.02) or a percentage ('2%')")
+        raise BudgetError(f"{name}={shown(value)} must be a fraction between 0 and 1 (0.02) or a percentage ('2%')")
     return number
 
 
 def _choice(value: object, name: str, choices: tuple[str, ...]) -> str:
-    if value not in choices:
-        raise BudgetError(f"{name}={value!r} is not accepted; use one of {', '.join(choices)}")
-    return str(value)
+    if not isinstance(value, str) or value not in choices:
+        raise BudgetError(f"{name}={shown(value)} is not accepted; use one of {', '.join(choices)}")
+    return value
+
+
+MAX_LABEL = 200
 
 
 def _label(value: object, name: str) -> str:
-    if not isinstance(value, (str, int)) or isinstance(value, bool) or not str(value).strip():
-        raise BudgetError(f"{name}={value!r} must be a non-empty label such as 'tier-1'")
-    return str(value)
+    text = value if isinstance(value, str) else str(value) if isinstance(value, int) and abs(value) < 10**18 else None
+    if isinstance(value, bool) or text is None or not text.strip() or len(text) > MAX_LABEL:
+        raise BudgetError(
+            f"{name}={shown(value)} must be a non-empty label of at most {MAX_LABEL} characters, such as 'tier-1'"
+        )
+    return text
 
 
 @dataclass(frozen=True)
@@ -151,7 +173,7 @@ def parse_marker(args: tuple[Any, ...], kwargs: Mapping[str, Any], defaults: Cri
     The marker wins over ``defaults`` (marker > CLI > ini), like pytest-timeout.
     """
     if args:
-        raise BudgetError(f"positional arguments {args!r} are not accepted; use keywords such as rto='5s', rpo=0")
+        raise BudgetError(f"positional arguments {shown(args)} are not accepted; use keywords such as rto='5s', rpo=0")
     unknown = sorted(set(kwargs) - set(MARKER_ARGUMENTS))
     if unknown:
         raise BudgetError(

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from . import probes as _probes
 from .budget import Budget, Criteria, parse_duration
 from .measure import LedgerResult, Measurement, Verdict, judge, measure, verify_ledger
+from .monitors import Monitor
 from .timeline import DEFAULT_MAX_OPERATIONS, Timeline
 
 if TYPE_CHECKING:
@@ -45,40 +46,6 @@ class Source(Protocol):
 class Hooks(Protocol):
     def fault_injected(self, fault: Fault, experiment: Experiment) -> None: ...
     def fault_reverted(self, fault: Fault, experiment: Experiment) -> None: ...
-
-
-class Monitor:
-    """A probe run every ``every`` seconds in a thread, each outcome an operation on the timeline."""
-
-    def __init__(self, timeline: Timeline, probe: _probes.Probe, every: float, name: str) -> None:
-        self.probe = probe
-        self.every = every
-        self.name = name
-        self.source = f"probe:{name}"
-        self.timeline = timeline
-        self._stopped = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"resiliency-monitor-{name}", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        next_at = time.monotonic()
-        while not self._stopped.is_set():
-            start, latency, ok, error = _probes.run_once(self.probe)
-            self.timeline.add_operation(start, latency, ok, self.probe.name, self.source, error)
-            next_at += self.every
-            delay = next_at - time.monotonic()
-            if delay < 0:  # the probe took longer than the period: start again at once
-                next_at = time.monotonic()
-            elif self._stopped.wait(delay):
-                break
-
-    def stop(self) -> None:
-        self._stopped.set()
-        self._thread.join(timeout=max(5.0, self.every * 2))
-
-    @property
-    def running(self) -> bool:
-        return self._thread.is_alive()
 
 
 class StopCondition:
@@ -187,13 +154,25 @@ class Experiment:
         probe: _probes.Probe | Callable[[], Any],
         every: float | str = "50ms",
         name: str | None = None,
+        concurrency: int = 4,
+        timeout: float | str | None = None,
     ) -> Monitor:
-        """Run ``probe`` every ``every`` until the end of the test; each outcome is evidence."""
+        """Fire ``probe`` every ``every`` (open loop) until the end of the test; each outcome is evidence.
+
+        Up to ``concurrency`` calls run at once, so one hung call never delays the next; a
+        call running longer than ``timeout`` (default: the larger of 1 s and ``every``) is a
+        failure. Returns the :class:`Monitor` (``stop()`` ends it early).
+        """
         period = parse_duration(every, "every")
         if period <= 0:
-            raise ValueError("experiment.monitor: every must be > 0")
+            raise ValueError(f"experiment.monitor: every={every!r} must be > 0")
+        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
+            raise ValueError(f"experiment.monitor: concurrency={concurrency!r} must be a whole number >= 1")
+        limit = None if timeout is None else parse_duration(timeout, "timeout")
+        if limit is not None and limit <= 0:
+            raise ValueError(f"experiment.monitor: timeout={timeout!r} must be > 0")
         checked = _probes.as_probe(probe)
-        monitor = Monitor(self.timeline, checked, period, name or checked.name)
+        monitor = Monitor(self.timeline, checked, period, name or checked.name, concurrency, limit)
         self.add_source(monitor)
         return monitor
 
@@ -285,8 +264,21 @@ class Experiment:
         return max(injected, default=None)
 
     def recovered(self) -> bool:
-        """Whether the live evidence already meets the recovery criteria after the last fault."""
-        return self.timeline.recovery_state().holds(self.criteria.successes, self.criteria.window)
+        """Whether the live evidence already shows recovery after the last fault.
+
+        True when the recovery criteria hold, or when the last fault caused no failure for
+        a whole ``recovery_window`` of evidence (nothing to recover from).
+        """
+        return self.timeline.recovery_state().settled(self.criteria.successes, self.criteria.window)
+
+    def evidence_may_come(self) -> bool:
+        """False once every registered evidence source has stopped: waiting cannot help then.
+
+        With no registered source (evidence recorded by hand) it cannot be known: True.
+        """
+        with self._lock:
+            sources = list(self._sources)
+        return not sources or any(getattr(source, "running", True) for source in sources)
 
     def wait_recovered(self, timeout: float | str | None = None, poll: float = 0.02) -> bool:
         """Block until the recovery criteria hold after the last fault, or the deadline passes.
@@ -303,8 +295,8 @@ class Experiment:
         while True:
             if self.recovered():
                 return True
-            if time.time() >= deadline or self.aborted:
-                return False
+            if time.time() >= deadline or self.aborted or not self.evidence_may_come():
+                return self.recovered()
             time.sleep(poll)
 
     def verify_writes(self, reader: Callable[..., Iterable[str]]) -> LedgerResult:
@@ -346,7 +338,7 @@ class Experiment:
         Returns revert errors so the caller can report them; never raises.
         """
         errors = self.revert_all()
-        if settle and self.faults and self._sources and not self.aborted:
+        if settle and self.faults and self._sources and not self.aborted and self.evidence_may_come():
             self.wait_recovered()
         with self._lock:
             sources, self._sources = self._sources[::-1], []

@@ -17,21 +17,26 @@ The definitions are the contract in the README ("Measurement definitions"):
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .budget import Budget, Criteria, format_duration
+from .columns import Columns, columns
+from .columns import percentile as percentile  # re-exported: the load stats and the chart use it
 from .timeline import WRITE_FAIL, WRITE_INDETERMINATE, WRITE_OK, Evidence, FaultRecord
-
-LOST_KEYS_SHOWN = 20
 
 
 @dataclass(frozen=True)
 class Episode:
-    """Recovery from one fault (or several overlapping ones)."""
+    """Recovery from one fault (or several overlapping ones).
+
+    The recovery is known only inside a bracket: ``recovery_from`` is the latest evidence
+    of being down (the send time of the last failure), ``t_recovered`` the completion of
+    the first success sent after it. The RTO is judged on the upper end; the bracket's
+    width is its ``uncertainty``.
+    """
 
     t_inject: float
     faults: tuple[str, ...]
@@ -39,12 +44,13 @@ class Episode:
     operations: int
     failed: int
     t_first_fail: float | None
-    t_recovered: float | None
+    recovery_from: float | None  # lower end of the bracket: latest evidence of being down
+    t_recovered: float | None  # upper end: completion of the first success of the recovery window
     rto: float | None  # None when not recovered or no evidence
+    uncertainty: float | None  # bracket width (plus clock uncertainty); 0 when nothing failed
     detection_delay: float | None
     outage: float | None
     longest_gap: float | None
-    resolution: float | None
     timeout: float
 
     @property
@@ -54,7 +60,12 @@ class Episode:
         return "recovered" if self.rto is not None else "not recovered"
 
     def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "faults": list(self.faults), "status": self.status}
+        return {
+            **asdict(self),
+            "faults": list(self.faults),
+            "status": self.status,
+            "recovery_by": self.t_recovered,
+        }
 
 
 @dataclass(frozen=True)
@@ -107,6 +118,7 @@ class Measurement:
     alert_delay: float | None
     writes: int
     criteria: Criteria = field(default_factory=Criteria)
+    clock_uncertainty: float = 0.0  # widening of every bracket for remote clocks (load hosts)
 
     @property
     def status(self) -> str:
@@ -132,22 +144,17 @@ class Measurement:
         return worst.rto if worst is not None and self.status == "recovered" else None
 
     @property
-    def resolution(self) -> float | None:
+    def uncertainty(self) -> float | None:
+        """Width of the worst episode's recovery bracket: how well the RTO is known."""
         worst = self.worst
-        return worst.resolution if worst else self.baseline_resolution
-
-    @property
-    def baseline_resolution(self) -> float | None:
-        b = self.baseline
-        if b.operations < 2 or b.start is None or b.end is None:
-            return None
-        return (b.end - b.start) / (b.operations - 1)
+        return worst.uncertainty if worst is not None and self.status == "recovered" else None
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "status": self.status,
             "rto": self.rto,
-            "resolution": self.resolution,
+            "uncertainty": self.uncertainty,
+            "clock_uncertainty": self.clock_uncertainty,
             "operations": self.operations,
             "dropped": self.dropped,
             "sources": list(self.sources),
@@ -175,6 +182,7 @@ class Breach:
 @dataclass(frozen=True)
 class Verdict:
     breaches: tuple[Breach, ...]
+    notes: tuple[str, ...] = ()  # what the reader must know about the evidence (never a breach)
 
     @property
     def passed(self) -> bool:
@@ -189,6 +197,7 @@ class Verdict:
             "passed": self.passed,
             "line": self.line,
             "breaches": [b.as_dict() for b in self.breaches],
+            "notes": list(self.notes),
         }
 
 
@@ -209,90 +218,72 @@ def episodes_of(faults: Sequence[FaultRecord]) -> list[tuple[float, tuple[str, .
 
 
 def _episode(
-    starts: Sequence[float],
-    oks: Sequence[int],
+    col: Columns,
+    lo: int,
+    hi: int,
     t_inject: float,
     end: float | None,
     names: tuple[str, ...],
-    prior_success: float | None,
     criteria: Criteria,
+    clock: float,
 ) -> Episode:
-    window = [(s, ok) for s, ok in zip(starts, oks, strict=True) if s >= t_inject and (end is None or s < end)]
-    failures = [s for s, ok in window if not ok]
-    successes = sorted(s for s, ok in window if ok)
-    latest = max((s for s, _ in window), default=None)
-    resolution = None
-    if latest is not None and len(window) > 1:
-        resolution = (latest - min(s for s, _ in window)) / (len(window) - 1)
-    anchored = ([prior_success] if prior_success is not None else []) + successes
-    longest_gap = max((b - a for a, b in itertools.pairwise(anchored)), default=None)
-    t_first_fail = min(failures, default=None)
-    t_recovered: float | None = None
-    rto: float | None = None
-    if window and not failures:
-        rto = 0.0
-    elif failures:
-        last_failure = max(failures)
-        after = [s for s in successes if s > last_failure]
-        if (
-            after
-            and latest is not None
-            and len(after) >= criteria.successes
-            and latest - after[0] >= criteria.window
-            and after[0] - t_inject <= criteria.timeout
-        ):
-            t_recovered = after[0]
-            rto = t_recovered - t_inject
+    """Recovery from one episode, from the operations ``lo..hi`` (sent in ``[t_inject, end)``).
+
+    A failure proves the service down when it was sent (or while it waited); a success
+    proves it up only by its completion, and only after the last failure if it was sent
+    after it. So the recovery lies in ``(send of the last failure, completion of the
+    first success sent after it]``: the RTO is the upper end, the width its uncertainty.
+    A failure in flight when the fault was injected (sent before, given up after) proves
+    the service down at some point after ``t_inject``: it counts as sent at ``t_inject``.
+    """
+    failed, t_first_fail, last_fail = col.failures(lo, hi)
+    in_flight = col.failed_in_flight(lo, t_inject)
+    if in_flight:
+        failed += in_flight
+        t_first_fail = t_inject
+        last_fail = t_inject if last_fail is None else last_fail
+    recovery_from = t_recovered = rto = uncertainty = None
+    if hi > lo and not failed:
+        rto = uncertainty = 0.0
+    elif last_fail is not None:
+        after = col.sent_after(last_fail, lo, hi)
+        if hi - after >= max(criteria.successes, 1):
+            first_up = col.first_done(after, hi)
+            if col.start(hi - 1) - first_up >= criteria.window and first_up + clock - t_inject <= criteria.timeout:
+                recovery_from, t_recovered = last_fail - clock, first_up + clock
+                rto = t_recovered - t_inject
+                uncertainty = t_recovered - recovery_from
     return Episode(
         t_inject=t_inject,
         faults=names,
         end=end,
-        operations=len(window),
-        failed=len(failures),
+        operations=hi - lo,
+        failed=failed,
         t_first_fail=t_first_fail,
+        recovery_from=recovery_from,
         t_recovered=t_recovered,
         rto=rto,
+        uncertainty=uncertainty,
         detection_delay=None if t_first_fail is None else t_first_fail - t_inject,
         outage=None if t_recovered is None or t_first_fail is None else t_recovered - t_first_fail,
-        longest_gap=longest_gap,
-        resolution=resolution,
+        longest_gap=col.longest_gap(lo, hi),
         timeout=criteria.timeout,
     )
 
 
-def percentile(sorted_values: Sequence[float], q: float) -> float | None:
-    """Nearest-rank percentile (no interpolation: every figure is an observed latency)."""
-    if not sorted_values:
-        return None
-    rank = max(1, math.ceil(q * len(sorted_values)))
-    return sorted_values[rank - 1]
-
-
-def window_stats(evidence: Evidence, start: float | None, end: float | None) -> WindowStats:
-    """Error rate and success latency percentiles for operations starting in [start, end)."""
-    latencies: list[float] = []
-    operations = failed = 0
-    first = last = None
-    for s, latency, ok in zip(evidence.op_start, evidence.op_latency, evidence.op_ok, strict=True):
-        if (start is not None and s < start) or (end is not None and s >= end):
-            continue
-        operations += 1
-        first = s if first is None else min(first, s)
-        last = s if last is None else max(last, s)
-        if ok:
-            latencies.append(latency)
-        else:
-            failed += 1
-    latencies.sort()
+def _window_stats(col: Columns, start: float | None, end: float | None) -> WindowStats:
+    """Error rate and success latency percentiles for operations sent in ``[start, end)``."""
+    lo, hi = col.span(start, end)
+    operations, failed, (p50, p95, p99) = col.window(lo, hi)
     return WindowStats(
-        start=first,
-        end=last,
+        start=col.start(lo) if operations else None,
+        end=col.start(hi - 1) if operations else None,
         operations=operations,
         failed=failed,
         error_rate=failed / operations if operations else None,
-        p50=percentile(latencies, 0.50),
-        p95=percentile(latencies, 0.95),
-        p99=percentile(latencies, 0.99),
+        p50=p50,
+        p95=p95,
+        p99=p99,
     )
 
 
@@ -350,7 +341,7 @@ def verify_ledger(evidence: Evidence, present: Iterable[str], injections: Sequen
         recovered=recovered,
         unexpected=len(present_set - best.keys()),
         failed_present=failed_present,
-        lost_keys=tuple(key for _, key in lost[:LOST_KEYS_SHOWN]),
+        lost_keys=tuple(key for _, key in lost),
         rpo=rpo,
     )
 
@@ -372,18 +363,19 @@ def measure(
     if source is not None:
         evidence = _only_source(evidence, source)
     groups = episodes_of(evidence.faults)
-    starts, oks = evidence.op_start, evidence.op_ok
+    col = columns(evidence)
+    clock = clock_uncertainty(evidence)
     episodes = []
     for i, (t_inject, names) in enumerate(groups):
         end = groups[i + 1][0] if i + 1 < len(groups) else None
-        prior = max((s for s, ok in zip(starts, oks, strict=True) if ok and s < t_inject), default=None)
-        episodes.append(_episode(starts, oks, t_inject, end, names, prior, criteria))
+        lo, hi = col.span(t_inject, end)
+        episodes.append(_episode(col, lo, hi, t_inject, end, names, criteria, clock))
     first_inject = groups[0][0] if groups else None
-    baseline = window_stats(evidence, None, first_inject)
+    baseline = _window_stats(col, None, first_inject)
     if first_inject is None:
-        fault_window = window_stats(evidence, math.inf, None)
+        fault_window = _window_stats(col, math.inf, None)
     else:
-        fault_window = window_stats(evidence, first_inject, fault_window_end(evidence.faults, episodes, criteria))
+        fault_window = _window_stats(col, first_inject, fault_window_end(evidence.faults, episodes, criteria))
     alerts = [m.at for m in evidence.marks if m.kind == "alert"]
     alert_delay = None
     if first_inject is not None:
@@ -403,7 +395,19 @@ def measure(
         alert_delay=alert_delay,
         writes=len(evidence.write_keys),
         criteria=criteria,
+        clock_uncertainty=clock,
     )
+
+
+def clock_uncertainty(evidence: Evidence) -> float:
+    """How far remote timestamps may be off after correction (``clock`` marks of load hosts).
+
+    Evidence from another host's clock widens every recovery bracket by this much on
+    both sides, so a skew can never make a PASS that the truth would not.
+    """
+    values = [m.detail.get("uncertainty_s") for m in evidence.marks if m.kind == "clock"]
+    numbers = [float(v) for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+    return max((v for v in numbers if math.isfinite(v) and v > 0), default=0.0)
 
 
 def fault_window_end(faults: Sequence[FaultRecord], episodes: Sequence[Episode], criteria: Criteria) -> float | None:
@@ -441,12 +445,38 @@ def _episode_detail(e: Episode) -> str:
     parts = []
     if e.detection_delay is not None:
         parts.append(f"first failure +{format_duration(e.detection_delay)}")
-    if e.t_recovered is not None:
-        parts.append(f"recovered +{format_duration(e.t_recovered - e.t_inject)}")
+    if e.recovery_from is not None and e.t_recovered is not None:
+        parts.append(
+            f"last seen down +{format_duration(e.recovery_from - e.t_inject)}, "
+            f"recovered by +{format_duration(e.t_recovered - e.t_inject)}"
+        )
     parts.append(f"{e.failed} failed operation{'s' if e.failed != 1 else ''}")
-    if e.resolution is not None:
-        parts.append(f"resolution {format_duration(e.resolution)}")
     return ", ".join(parts)
+
+
+def rto_text(rto: float, uncertainty: float | None) -> str:
+    """``2.01s (±0.98s)``: the judged upper end with the width of its bracket."""
+    return f"{format_duration(rto)} (±{format_duration(uncertainty or 0.0)})"
+
+
+SPARSE_SHARE = 0.10  # an uncertainty above this share of the RTO budget is reported
+
+
+def evidence_notes(m: Measurement, budget: Budget) -> list[str]:
+    """Say when the evidence around recovery is too sparse for the budget, and how to fix it."""
+    worst = m.worst
+    if budget.rto is None or worst is None or worst.uncertainty is None or worst.recovery_from is None:
+        return []
+    if worst.rto is None or worst.uncertainty <= SPARSE_SHARE * budget.rto:
+        return []
+    down = format_duration(worst.recovery_from - worst.t_inject)
+    return [
+        f"evidence too sparse around recovery: it happened between +{down}"
+        f" and +{format_duration(worst.rto)} (±{format_duration(worst.uncertainty)}, more than "
+        f"{SPARSE_SHARE:.0%} of the {format_duration(budget.rto)} budget); the RTO is judged on the upper end. "
+        "Send more operations around recovery: more concurrent clients or open-loop load, "
+        "experiment.monitor(..., every=...) with concurrency, and client timeouts well below the budget"
+    ]
 
 
 def _rto_breach(m: Measurement, budget: float) -> Breach | None:
@@ -472,7 +502,10 @@ def _rto_breach(m: Measurement, budget: float) -> Breach | None:
     assert worst.rto is not None
     if worst.rto > budget:
         return Breach(
-            "rto", worst.rto, budget, f"RTO {format_duration(worst.rto)} > budget {limit} ({_episode_detail(worst)})"
+            "rto",
+            worst.rto,
+            budget,
+            f"RTO {rto_text(worst.rto, worst.uncertainty)} > budget {limit} ({_episode_detail(worst)})",
         )
     return None
 
@@ -575,4 +608,4 @@ def judge(m: Measurement, budget: Budget) -> Verdict:
                     f"alert after {format_duration(m.alert_delay)} > budget {limit}",
                 )
             )
-    return Verdict(tuple(breaches))
+    return Verdict(tuple(breaches), tuple(evidence_notes(m, budget)))

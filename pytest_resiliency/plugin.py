@@ -39,6 +39,7 @@ pytest_plugins = [
     "pytest_resiliency.load.fixtures",
     "pytest_resiliency.aws.fixtures",
     "pytest_resiliency.ctk.collect",
+    "pytest_resiliency.report.options",
     "pytest_resiliency.report.integrations",
 ]
 

@@ -89,49 +89,88 @@ class Evidence:
 
 
 class _RecoveryTracker:
-    """O(1) answer to "how many successes since the last failure or injection?".
+    """Cheap live answer to "has the service recovered since the last injection?".
 
-    Used while waiting for recovery, so a wait does not re-sort a million operations
-    every few milliseconds. ``boundary`` is the later of the last failure's start and
-    the last injection; ``after`` holds the start times of successes after it.
+    The same rule as :mod:`pytest_resiliency.measure`, kept incrementally so a wait does
+    not re-sort a million operations every few milliseconds: ``boundary`` is the later of
+    the last injection and the send time of the last failure; successes sent after it
+    count, dated by their completion (``first_done``).
     """
 
     def __init__(self) -> None:
+        self.injected = -math.inf
         self.boundary = -math.inf
-        self.after = array("d")
-        self.after_min = math.inf
+        self.failed_since_injection = False
+        self.after_start = array("d")
+        self.after_done = array("d")
+        self.first_done = math.inf
         self.latest = -math.inf
 
-    def move_boundary(self, t: float) -> None:
+    def inject(self, t: float) -> None:
+        if t > self.injected:
+            self.injected = t
+            self.failed_since_injection = False
+        self._move_boundary(t)
+
+    def _move_boundary(self, t: float) -> None:
+        """Forget successes sent at or before ``t``: they do not prove recovery after it."""
         if t <= self.boundary:
             return
         self.boundary = t
-        self.after = array("d", (s for s in self.after if s > t))
-        self.after_min = min(self.after, default=math.inf)
+        if any(s <= t for s in self.after_start):
+            kept = [(s, d) for s, d in zip(self.after_start, self.after_done, strict=True) if s > t]
+            self.after_start = array("d", (s for s, _ in kept))
+            self.after_done = array("d", (d for _, d in kept))
+            self.first_done = min(self.after_done, default=math.inf)
 
-    def add(self, start: float, ok: bool) -> None:
+    def add(self, start: float, latency: float, ok: bool) -> None:
         self.latest = max(self.latest, start)
         if not ok:
-            self.move_boundary(start)
+            if start + latency >= self.injected:  # sent after it, or in flight when it was injected
+                self.failed_since_injection = True
+            self._move_boundary(start)
         elif start > self.boundary:
-            self.after.append(start)
-            self.after_min = min(self.after_min, start)
+            self.after_start.append(start)
+            self.after_done.append(start + latency)
+            self.first_done = min(self.first_done, start + latency)
 
 
 @dataclass(frozen=True)
 class RecoveryState:
-    """What the live evidence says since the last injection (see :meth:`Timeline.recovery_state`)."""
+    """What the live evidence says since the last injection (see :meth:`Timeline.recovery_state`).
+
+    ``first_success`` is the completion of the first success sent after the boundary;
+    ``failed`` whether any operation sent since the last injection failed.
+    """
 
     successes: int
     first_success: float | None
     latest: float | None
+    failed: bool = False
+    injected: float | None = None
 
     def holds(self, successes: int, window: float) -> bool:
+        """The recovery criteria: ``successes`` successes after the boundary spanning ``window``."""
         return (
             self.first_success is not None
             and self.latest is not None
             and self.successes >= successes
             and self.latest - self.first_success >= window
+        )
+
+    def settled(self, successes: int, window: float) -> bool:
+        """Recovered, or the last fault caused no failure for a whole ``window`` of evidence.
+
+        The second case is what makes a fault without effect end its wait after one
+        window (the measurement gives RTO 0), rather than waiting for ``successes``.
+        """
+        if self.holds(successes, window):
+            return True
+        return (
+            not self.failed
+            and self.injected is not None
+            and self.latest is not None
+            and self.latest - self.injected >= window
         )
 
 
@@ -157,6 +196,7 @@ class Timeline:
         self._marks: list[Mark] = []
         self._dropped = 0
         self._tracker = _RecoveryTracker()
+        self._snapshot: tuple[tuple[Any, ...], Evidence] | None = None
 
     # -- appends -----------------------------------------------------------------
 
@@ -181,7 +221,7 @@ class Timeline:
     ) -> None:
         """One request or probe outcome: when it started, how long it took, whether it succeeded."""
         with self._lock:
-            self._tracker.add(start, ok)
+            self._tracker.add(start, latency, ok)
             if len(self._op_start) >= self.max_operations:
                 self._dropped += 1
                 return
@@ -198,7 +238,7 @@ class Timeline:
         with self._lock:
             for start, latency, ok, name, source, error in rows:
                 count += 1
-                self._tracker.add(start, ok)
+                self._tracker.add(start, latency, ok)
                 if len(self._op_start) >= self.max_operations:
                     self._dropped += 1
                     continue
@@ -223,7 +263,7 @@ class Timeline:
     def fault_injected(self, record: FaultRecord) -> FaultRecord:
         with self._lock:
             self._faults.append(record)
-            self._tracker.move_boundary(record.injected_at)
+            self._tracker.inject(record.injected_at)
         return record
 
     def fault_reverted(self, record: FaultRecord, at: float, error: str | None = None) -> None:
@@ -255,14 +295,30 @@ class Timeline:
         with self._lock:
             t = self._tracker
             return RecoveryState(
-                successes=len(t.after),
-                first_success=t.after_min if t.after else None,
+                successes=len(t.after_start),
+                first_success=t.first_done if t.after_start else None,
                 latest=t.latest if t.latest > -math.inf else None,
+                failed=t.failed_since_injection,
+                injected=t.injected if t.injected > -math.inf else None,
             )
 
     def snapshot(self) -> Evidence:
+        """A copy of everything so far; the same copy again while nothing was appended.
+
+        The end of a test snapshots twice (measurement, then the report's chart): at the
+        5M-operation cap each copy costs a third of a second.
+        """
         with self._lock:
-            return Evidence(
+            key = (
+                len(self._op_start),
+                len(self._write_keys),
+                len(self._marks),
+                self._dropped,
+                tuple((f.injected_at, f.reverted_at, f.error) for f in self._faults),
+            )
+            if self._snapshot is not None and self._snapshot[0] == key:
+                return self._snapshot[1]
+            evidence = Evidence(
                 op_start=array("d", self._op_start),
                 op_latency=array("d", self._op_latency),
                 op_ok=array("b", self._op_ok),
@@ -278,3 +334,5 @@ class Timeline:
                 marks=tuple(self._marks),
                 dropped=self._dropped,
             )
+            self._snapshot = (key, evidence)
+            return evidence

@@ -51,8 +51,8 @@ def test_stuck_worker_recovers_within_rto(demo: Demo, load: Load, experiment: Ex
     * Fault: SIGSTOP of the worker for 3 s: the port still accepts connections but nothing
       answers, the nastiest way to be down. The supervisor sees no exit and does nothing.
     * Validated: RTO <= 6 s (requests time out during the pause and succeed again after it).
-      RTO is measured from request *start* times, so requests started in the last second
-      of the pause (the request timeout) succeed once it ends: RTO >= pause - timeout.
+      Requests sent in the last second of the pause (the request timeout) are answered when
+      it ends; recovery is dated at those answers, never at their send time: RTO >= pause.
     """
     orders = demo.orders("fsync")
     traffic = load(orders.url, users=10, rate=60, writes=0.3, request_timeout="1s")
@@ -61,5 +61,5 @@ def test_stuck_worker_recovers_within_rto(demo: Demo, load: Load, experiment: Ex
         time.sleep(3)  # the fault's duration, not a synchronisation
     traffic.wait_recovered(timeout="30s")
     rto = experiment.measure().rto
-    assert rto is not None and rto >= 3 - 1 - 0.2, f"a 3 s pause with a 1 s request timeout cannot recover in {rto}"
+    assert rto is not None and rto >= 3 - 0.05, f"nothing answered during the 3 s pause, yet RTO {rto}"
     assert orders.restarts == 0

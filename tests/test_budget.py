@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pytest_resiliency.budget import (
+    MARKER_ARGUMENTS,
     Budget,
     BudgetError,
     Criteria,
     format_duration,
     parse_duration,
     parse_marker,
+    shown,
 )
 
 
@@ -27,7 +32,7 @@ from pytest_resiliency.budget import (
         ("5m", 300.0),
         ("1h", 3600.0),
         ("1.5s", 1.5),
-        (" 2 s ", 2.0),
+        (" 2s ", 2.0),
         ("7", 7.0),
         (".5s", 0.5),
     ],
@@ -36,11 +41,13 @@ def test_durations(value: object, seconds: float) -> None:
     assert parse_duration(value, "rto") == pytest.approx(seconds)
 
 
-@pytest.mark.parametrize("value", ["abc", "5 minutes", "-1s", "1d", "", "5ms5", "1e3"])
+@pytest.mark.parametrize(
+    "value", ["abc", "5 minutes", "-1s", "1d", "", "5ms5", "1e3", "5 s", "\u0665s", "\uff15s", "9" * 400 + "s"]
+)
 def test_bad_duration_strings_name_the_argument_and_the_accepted_forms(value: str) -> None:
     with pytest.raises(BudgetError) as info:
         parse_duration(value, "rto")
-    assert f"rto={value!r}" in str(info.value)
+    assert f"rto={shown(value)}" in str(info.value)
     assert "'250ms', '30s', '5m', '1h'" in str(info.value)
 
 
@@ -126,3 +133,56 @@ def test_none_means_not_budgeted() -> None:
     budget, _ = parse_marker((), {"rto": None}, Criteria())
     assert budget.rto is None
     assert budget.empty
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"rto": 10**400}, "rto=1000000000"),
+        ({"rto": 10**400}, "must be a finite duration >= 0"),
+        ({"tier": -(10**5000)}, "tier=<an integer of about 5001 digits> must be a non-empty label"),
+        ({"rpo_writes": 10**5000}, "rpo_writes=<an integer of about 5001 digits> must be a whole number >= 0"),
+        ({"rpo_writes": 2**53 + 1}, "(at most 2**53)"),
+        ({"recovery_successes": 10**30}, "recovery_successes=1000000000000000000000000000000 must be"),
+        ({"error_rate": 10**400}, "must be a fraction between 0 and 1"),
+        ({"error_rate": "\u0665%"}, "must be a fraction between 0 and 1"),
+        ({"tier": "x" * 300}, "at most 200 characters"),
+        ({"disruption": ["az"]}, "disruption=['az'] is not accepted"),
+    ],
+)
+def test_huge_and_exotic_values_are_budget_errors_never_crashes(kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(BudgetError) as info:
+        parse_marker((), kwargs, Criteria())
+    assert message in str(info.value)
+    assert len(str(info.value)) < 400
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    name=st.sampled_from(MARKER_ARGUMENTS),
+    value=st.one_of(
+        st.integers(min_value=-(10**6000), max_value=10**6000),
+        st.floats(allow_nan=True, allow_infinity=True),
+        st.text(max_size=50),
+        st.booleans(),
+        st.none(),
+        st.lists(st.integers(), max_size=3),
+        st.builds(
+            lambda n, u: f"{n}{u}",
+            st.integers(min_value=0, max_value=10**500),
+            st.sampled_from(["", "ms", "s", "m", "h", "%"]),
+        ),
+    ),
+)
+def test_any_marker_value_is_accepted_or_a_budget_error(name: str, value: object) -> None:
+    """Whatever a user writes, the parser says yes (and the result serialises) or a clear no."""
+    try:
+        budget, criteria = parse_marker((), {name: value}, Criteria())
+    except BudgetError as exc:
+        message = str(exc)
+        assert name in message and len(message) < 400
+        return
+    json.dumps({**budget.as_dict(), **criteria.as_dict()}, allow_nan=False)
+    for seconds in (budget.rto, budget.rpo, budget.p99, budget.alert_within, criteria.window, criteria.timeout):
+        if seconds is not None:
+            format_duration(seconds)

@@ -10,6 +10,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from junit_figures import case_figures
 
 ROOT = Path(__file__).resolve().parents[1]
 MEMORY = "resiliency_tests/ctk/ec2-memory-stress.experiment.json::EC2 memory stress on the web fleet through SSM"
@@ -43,9 +44,7 @@ def test_blueprint_experiments_pass_against_moto_with_every_report(tmp_path: Pat
         assert journal["status"] == "completed"
         assert [r["status"] for r in journal["rollbacks"]] == ["succeeded"]
     cases = {c.get("name"): c for c in ET.parse(reports / "junit.xml").getroot().iter("testcase")}
-    props = {
-        p.get("name"): p.get("value") for p in cases["EC2 memory stress on the web fleet through SSM"].iter("property")
-    }
+    props = case_figures(cases["EC2 memory stress on the web fleet through SSM"])
     assert props["resiliency.outcome"] == "pass"
     assert props["resiliency.rto_budget_s"] == "60"
     html = (reports / "report.html").read_text()

@@ -66,8 +66,9 @@ def test_rto_within_25ms_and_exactly_k_lost_writes(server: OrdersServer, load: A
     truth = server.reopened_at - record.injected_at
     assert server.reopened_at - server.refused_at == pytest.approx(2.0, abs=0.003)
     assert measurement.rto is not None
-    assert abs(measurement.rto - truth) <= RTO_TOLERANCE, (measurement.rto, truth, measurement.resolution)
-    assert measurement.resolution is not None and measurement.resolution < 0.010
+    assert truth <= measurement.rto <= truth + RTO_TOLERANCE, (measurement.rto, truth, measurement.uncertainty)
+    # 200 req/s open loop: recovery is bracketed within a few request spacings
+    assert measurement.uncertainty is not None and measurement.uncertainty < 0.025
 
     ledger = experiment.verify_writes(traffic.read_back)
     assert ledger.lost == lost
@@ -226,3 +227,44 @@ def _closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+RETRYING_LOCUSTFILE = """
+from locust import HttpUser, constant_throughput, task
+
+from pytest_resiliency.load.sink import ledger
+
+
+class RetryingWriter(HttpUser):
+    wait_time = constant_throughput(50)
+
+    @task
+    def write(self):
+        key = ledger.new_key()
+        for _ in range(200):  # a client that retries the same key until it is acknowledged
+            with self.client.post("/orders", json={"key": key}, catch_response=True) as response:
+                if ledger.from_response(key, response) == "ok":
+                    return
+"""
+
+
+def test_a_key_refused_then_acknowledged_on_retry_is_never_a_false_loss(
+    server: OrdersServer, load: Any, experiment: Experiment, tmp_path: Path
+) -> None:
+    locustfile = tmp_path / "retrying.py"
+    locustfile.write_text(RETRYING_LOCUSTFILE)
+    traffic = load(server.url, users=4, locustfile=locustfile)
+    traffic.wait_steady(successes=20)
+    with faults.custom(lambda: server.refuse(0.5), lambda: server.reopened.wait(5), name="refuse 0.5s"):
+        assert server.reopened.wait(5)
+    assert traffic.wait_recovered(timeout="10s")
+    traffic.stop()
+    evidence = experiment.timeline.snapshot()
+    refused = {k for k, status in zip(evidence.write_keys, evidence.write_status, strict=True) if status == 1}
+    acked = {k for k, status in zip(evidence.write_keys, evidence.write_status, strict=True) if status == 0}
+    retried = refused & acked
+    assert retried, "some keys were refused and acknowledged on a retry"
+    ledger = experiment.verify_writes(traffic.read_back)
+    assert ledger.lost == 0
+    assert retried <= server.keys()
+    assert ledger.acknowledged == len(acked)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from junit_figures import case_figures
 
 # A loopback HTTP server whose outage is controlled by the test (the ground truth).
 SERVER_CONFTEST = """
@@ -93,7 +94,7 @@ def outage_suite(pytester: pytest.Pytester) -> pytest.Pytester:
 
 def assert_outage_results(journal: dict[str, Any]) -> None:
     assert journal["schema"] == "pytest-resiliency/journal"
-    assert journal["version"] == 1
+    assert journal["version"] == 2
     by_id = {t["nodeid"]: t for t in journal["tests"]}
     assert list(by_id) == sorted(by_id)
     slow, fast = by_id["test_outage.py::test_outage[1.5]"], by_id["test_outage.py::test_outage[0.5]"]
@@ -103,8 +104,11 @@ def assert_outage_results(journal: dict[str, Any]) -> None:
         (fault,) = entry["faults"]
         truth = fault["reverted_at"] - fault["injected_at"]
         measured = entry["summary"]["rto"]
-        assert measured == pytest.approx(truth, abs=0.040), (measured, truth)
-        assert entry["summary"]["resolution"] == pytest.approx(0.020, abs=0.010)
+        assert truth <= measured <= truth + 0.040, (measured, truth)  # the upper end never undershoots
+        (episode,) = entry["measurement"]["episodes"]
+        assert episode["recovery_from"] <= fault["reverted_at"] <= episode["t_recovered"]
+        # a 20 ms open-loop monitor: the bracket is about one period wide (more on a busy machine)
+        assert 0.0 < entry["summary"]["rto_uncertainty"] <= 0.040
     assert slow["verdict"]["breaches"][0]["nfr"] == "rto"
 
 
@@ -113,8 +117,8 @@ def test_rto_breach_fails_with_one_line_and_a_short_outage_passes(outage_suite: 
     result.assert_outcomes(passed=1, failed=1)
     result.stdout.re_match_lines(
         [
-            r"RTO 1\.5\ds > budget 1\.00s \(first failure \+\d+ms, recovered \+1\.5\ds, "
-            r"\d+ failed operations, resolution \d+ms\)"
+            r"RTO 1\.5\ds \(±[\d.]+ms\) > budget 1\.00s \(first failure \+[\d.]+ms, last seen down \+1\.\d+s, "
+            r"recovered by \+1\.5\ds, \d+ failed operations\)"
         ]
     )
     result.stdout.fnmatch_lines(
@@ -145,7 +149,7 @@ def test_same_verdicts_under_xdist_with_junit_properties(outage_suite: pytest.Py
     cases = suite.findall("testcase")
     assert len(cases) == 2
     for case in cases:
-        props = {p.get("name"): p.get("value") for p in case.findall("properties/property")}
+        props = case_figures(case)  # xunit2 (the default): [[PROPERTY|...]] lines in <system-out>
         assert props["resiliency.rto_budget_s"] == "1"
         assert float(props["resiliency.rto_s"] or 0) > 0.4
         assert props["resiliency.status"] == "recovered"

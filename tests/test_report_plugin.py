@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from junit_figures import case_figures
 
 from pytest_resiliency.report.journal_schema import validate
 
@@ -145,8 +146,7 @@ def junit_cases(path: Path) -> dict[str, dict[str, str]]:
     root = ET.parse(path).getroot()
     out = {}
     for case in root.iter("testcase"):
-        props = {p.get("name", ""): p.get("value", "") for p in case.iter("property")}
-        out[f"test_experiments.py::{case.get('name')}"] = props
+        out[f"test_experiments.py::{case.get('name')}"] = case_figures(case)
     return out
 
 
@@ -163,7 +163,12 @@ def check_junit(path: Path) -> None:
     for nodeid, outcome in EXPECTED.items():
         props = cases[nodeid]
         assert props["resiliency.outcome"] == outcome, nodeid
-        for name in ("resiliency.rto_s", "resiliency.rto_budget_s", "resiliency.resolution_s", "resiliency.operations"):
+        for name in (
+            "resiliency.rto_s",
+            "resiliency.rto_budget_s",
+            "resiliency.rto_uncertainty_s",
+            "resiliency.operations",
+        ):
             assert float(props[name]) >= 0, (nodeid, name)
     assert float(cases["test_experiments.py::test_outage_breach"]["resiliency.rto_s"]) > 0.3
     assert cases["test_experiments.py::test_lost_writes"]["resiliency.lost_writes"] == "2"
@@ -176,7 +181,7 @@ def check_junit(path: Path) -> None:
     worst = max(float(cases[n]["resiliency.rto_s"]) for n in EXPECTED)
     assert float(suite["resiliency.worst_rto_s"]) == pytest.approx(worst, rel=1e-5)
     failure = ET.parse(path).getroot().find(".//testcase[@name='test_outage_breach']/failure")
-    assert failure is not None and re.search(r"RTO \S+ > budget 300ms", failure.get("message", ""))
+    assert failure is not None and re.search(r"RTO \S+ \(±\S+\) > budget 300ms", failure.get("message", ""))
 
 
 def check_journal(path: Path) -> dict[str, Any]:
@@ -218,7 +223,7 @@ def test_serial_run_writes_html_junit_journal_and_scorecard(pytester: pytest.Pyt
     assert "## Resiliency scorecard" in text
     assert "❌ 2 breach" in text and "✅ 1 passed" in text
     assert "| ❌ | `test_experiments.py::test_outage_breach` |" in text
-    assert re.search(r"- `test_experiments.py::test_outage_breach`: RTO \S+ > budget 300ms", text)
+    assert re.search(r"- `test_experiments.py::test_outage_breach`: RTO \S+ \(±\S+\) > budget 300ms", text)
     result.stdout.fnmatch_lines(["*resiliency summary: *step_summary.md"])
 
 

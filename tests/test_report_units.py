@@ -83,6 +83,22 @@ def test_series_latency_percentiles_and_lost_writes_are_placed_in_their_bucket()
     assert [round(x, 2) for x in s["lost_writes"]] == [7.41, 7.46]
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_numpy_and_pure_series_are_identical(seed: int) -> None:
+    pytest.importorskip("numpy")
+    rng = random.Random(seed)
+    exp = synthetic_experiment(ops=rng.randint(50, 3000), seconds=rng.uniform(0.5, 900.0))
+    evidence = exp.timeline.snapshot()
+    start, end = series.span_of(evidence, exp.started_at, time.time())
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(series, "NUMPY_FROM", 10**12)
+        pure = series.bucketed(evidence, start, end), series.span_of(evidence, 0.0, 1.0)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(series, "NUMPY_FROM", 0)
+        fast = series.bucketed(evidence, start, end), series.span_of(evidence, 0.0, 1.0)
+    assert fast == pure
+
+
 def test_bucket_width_rejects_nonsense_and_grows_past_the_table() -> None:
     with pytest.raises(ValueError, match="max_buckets=0 must be >= 1"):
         series.bucket_width(10.0, 0)
@@ -101,6 +117,38 @@ def test_chart_marks_fault_window_recovery_budget_and_lost_writes() -> None:
     assert "first failure +" in svg and "RTO budget 1.00s" in svg
     assert "recovered, RTO 3.0" in svg and "&gt; budget 1.00s" in svg  # breached: said on the chart
     assert svg.count('class="lost-write"') == 2 and "2 lost writes" in svg
+
+
+def test_chart_draws_the_recovery_bracket_and_its_uncertainty() -> None:
+    p = build(synthetic_experiment())
+    (episode,) = p["measurement"]["episodes"]
+    assert episode["recovery_from"] < episode["t_recovered"] == episode["recovery_by"]
+    svg = chart.render(p)
+    assert svg.count('class="recovery-bracket"') == 1
+    assert f"(±{chart.format_duration(episode['uncertainty'])})" in svg
+
+
+def test_the_journal_keeps_every_lost_key_and_the_chart_summarises() -> None:
+    exp = synthetic_experiment()
+    t0 = time.time() - 30
+    for i in range(300):
+        exp.record_write(f"gone-{i:03}", t0 + i * 0.01, t0 + i * 0.01 + 0.001, "ok")
+    exp.verify_writes(lambda keys: [k for k in keys if not k.startswith("gone-")])
+    p = build(exp)
+    ledger = p["measurement"]["ledger"]
+    assert ledger["lost"] == 300 and len(ledger["lost_keys"]) == 300
+    assert set(ledger["lost_keys"]) == {f"gone-{i:03}" for i in range(300)}
+    assert p["series"]["lost_total"] == 300 and len(p["series"]["lost_writes"]) == series.LOST_MARKS_SHOWN
+    assert "300 lost writes (200 shown)" in chart.render(p)
+
+
+def test_a_bucket_without_successes_is_a_gap_in_the_latency_chart_not_a_zero() -> None:
+    p = build(synthetic_experiment(ops=2000, seconds=20.0, outage=(8.0, 11.0)))
+    p99 = p["series"]["p99"]
+    empty = [i for i, (ok, v) in enumerate(zip(p["series"]["ok"], p99, strict=True)) if ok == 0]
+    assert empty and all(p99[i] is None for i in empty)
+    svg = chart.render(p)
+    assert svg.count(f'stroke="{chart.P99_COLOUR}"') >= 2  # the p99 line is broken by the outage
 
 
 def test_chart_of_an_experiment_without_evidence_says_so() -> None:
@@ -135,7 +183,8 @@ def test_sort_keys_order_cells_numerically_as_strings() -> None:
 def test_nfr_table_names_breaches_and_ledger() -> None:
     p = build(synthetic_experiment(budget=Budget(rto=1.0, rpo=0.0)))
     rows = {r[0]: r for r in html.nfr_rows(p)}
-    assert rows["RTO"][3] == "BREACH" and rows["RTO"][4].startswith("resolution ")
+    assert rows["RTO"][3] == "BREACH" and rows["RTO"][4].startswith("recovered between +")
+    assert "(±" in rows["RTO"][4]
     assert rows["RPO (time)"][3] == "BREACH" and "2 lost" in rows["RPO (time)"][4]
     assert rows["error rate"][3] == "-"
 
@@ -176,7 +225,7 @@ def test_schema_checker_accepts_a_real_entry_and_names_what_is_wrong() -> None:
     p = build(synthetic_experiment())
     doc: dict[str, Any] = {
         "schema": "pytest-resiliency/journal",
-        "version": 1,
+        "version": 2,
         "created": "2026-01-01T00:00:00+00:00",
         "tests": [{**p, "pytest_outcome": "failed", "xfail": False}],
     }
@@ -184,9 +233,9 @@ def test_schema_checker_accepts_a_real_entry_and_names_what_is_wrong() -> None:
     del doc["tests"][0]["summary"]["rto"]
     doc["tests"][0]["outcome"] = "maybe"
     doc["tests"][0]["series"]["ok"][0] = -1
-    doc["version"] = 2
+    doc["version"] = 1
     errors = journal_schema.validate(doc)
-    assert "$.version: 2 is not 1" in errors
+    assert "$.version: 1 is not 2" in errors
     assert "$.tests[0].summary: missing 'rto'" in errors
     assert any(e.startswith("$.tests[0].outcome: 'maybe' is not one of") for e in errors)
     assert "$.tests[0].series.ok[0]: -1 < minimum 0" in errors

@@ -105,9 +105,36 @@ def test_recovery_state_counts_successes_after_the_last_failure_or_injection() -
         tl.add_operation(T0 + 1.2 + i * 0.3, 0.001, True)
     state = tl.recovery_state()
     assert state.successes == 5
-    assert state.first_success == pytest.approx(T0 + 1.2)
+    assert state.first_success == pytest.approx(T0 + 1.201, abs=1e-6)  # completion, not send time
+    assert state.failed
     assert state.holds(successes=5, window=1.0)
     assert not state.holds(successes=6, window=1.0)
     # A late-arriving failure after some of those successes moves the boundary.
     tl.add_operation(T0 + 1.7, 0.001, False)
     assert tl.recovery_state().successes == 3
+
+
+def test_a_fault_without_failures_settles_after_one_window_without_waiting_for_successes() -> None:
+    tl = Timeline()
+    tl.fault_injected(FaultRecord("custom", "f", "f", {}, None, T0))
+    tl.add_operation(T0 + 0.5, 0.001, True)
+    assert not tl.recovery_state().settled(successes=5, window=1.0)  # too early to know
+    tl.add_operation(T0 + 1.0, 0.001, True)
+    state = tl.recovery_state()
+    assert not state.failed and state.successes == 2
+    assert state.settled(successes=5, window=1.0) and not state.holds(successes=5, window=1.0)
+    tl.add_operation(T0 + 1.1, 0.001, False)
+    assert not tl.recovery_state().settled(successes=5, window=1.0)
+
+
+def test_a_success_answered_late_counts_only_if_sent_after_the_last_failure() -> None:
+    tl = Timeline()
+    tl.fault_injected(FaultRecord("custom", "f", "f", {}, None, T0))
+    tl.add_operation(T0 + 0.5, 1.5, True)  # answered at +2.0 s
+    tl.add_operation(T0 + 0.6, 0.001, False)  # refused after it was sent
+    assert tl.recovery_state().successes == 0
+    tl.add_operation(T0 + 0.7, 2.0, True)  # sent after the failure, answered at +2.7 s
+    tl.add_operation(T0 + 0.8, 0.5, True)  # answered at +1.3 s: the first proof of recovery
+    state = tl.recovery_state()
+    assert state.successes == 2
+    assert state.first_success == pytest.approx(T0 + 1.3, abs=1e-6)

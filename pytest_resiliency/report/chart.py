@@ -144,7 +144,7 @@ def _title(svg: _Svg, payload: dict[str, Any]) -> None:
 def _headline(payload: dict[str, Any]) -> str:
     s = payload.get("summary", {})
     if s.get("rto") is not None:
-        return f"recovered: RTO {format_duration(s['rto'])} (resolution {_fmt(s.get('resolution'))})"
+        return f"recovered: RTO {format_duration(s['rto'])} (±{_fmt(s.get('rto_uncertainty'))})"
     return str(s.get("rto_status") or "")
 
 
@@ -259,12 +259,17 @@ def _episodes(svg: _Svg, payload: dict[str, Any], episodes: list[dict[str, Any]]
         y = ROW_RTO + 4  # the bracket runs just under its label
         if ep.get("t_recovered") is not None:
             xr = x_of(ep["t_recovered"])
+            if ep.get("recovery_from") is not None:  # the bracket: recovery lies somewhere in it
+                xl = min(x_of(ep["recovery_from"]), xr)
+                svg.rect(xl, ROW_RTO + 8, max(xr - xl, 1.5), AXIS_Y - ROW_RTO - 8, RECOVERED_COLOUR,
+                         ' fill-opacity="0.18" class="recovery-bracket"')  # fmt: skip
             svg.line(xr, y, xr, AXIS_Y, RECOVERED_COLOUR, 2)
             breached = budget is not None and (ep.get("rto") or 0) > budget
             colour = FAIL_COLOUR if breached else RECOVERED_COLOUR
             svg.line(xi, y, xr, y, colour, 2)
             svg.add(f'<path d="M{xr:.1f},{y} l-6,-4 v8 z" fill="{colour}"/>')
-            rto = f"RTO {format_duration(ep['rto'])}" + (f" > budget {format_duration(budget)}" if breached else "")
+            rto = f"RTO {format_duration(ep['rto'])} (±{_fmt(ep.get('uncertainty'))})"
+            rto += f" > budget {format_duration(budget)}" if breached else ""
             lx, anchor = _label_x(xr, f"recovered, {rto}")
             svg.text(lx, ROW_RTO, f"recovered, {rto}", anchor=anchor, fill=colour, font_weight="bold")
         elif ep.get("status") == "not recovered":

@@ -7,6 +7,7 @@ travel to the controller and arrive here through ``pytest_runtest_logreport``.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +84,19 @@ class ResultCollector:
         self.summary_md = summary_md
         self.entries: list[dict[str, Any]] = []
         self._by_nodeid: dict[str, dict[str, Any]] = {}
+        # Reporting facts that are not part of the payload (and so not of the journal):
+        # where each test is defined (annotations) and whether it carries the marker.
+        self._locations: dict[str, tuple[str, int | None]] = {}
+        self._unmarked: set[str] = set()
+        self._junit: Any = None
+
+    def pytest_sessionstart(self) -> None:
+        """pytest's JUnit writer exists by now (it is configured after this plugin)."""
+        from .junit import JUnitFigures, logxml
+
+        xml = logxml(self.config)
+        if xml is not None:
+            self._junit = JUnitFigures(xml, str(self.config.getini("resiliency_junit_figures")))
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
@@ -94,6 +108,8 @@ class ResultCollector:
         """First of every reporter (terminal, JUnit, pytest-html): scrub, then collect."""
         scrub_report(report)
         payload = getattr(report, "resiliency", None)
+        if self._junit is not None:
+            self._junit.handle(report, payload)
         if payload is None:
             return
         if report.when == "teardown":  # an aborted experiment: its teardown ERROR is the outcome
@@ -106,7 +122,15 @@ class ResultCollector:
         entry = {**payload, "pytest_outcome": report.outcome, "xfail": hasattr(report, "wasxfail")}
         self.entries.append(entry)
         self._by_nodeid[report.nodeid] = entry
+        self._locations[report.nodeid] = (str(report.location[0]), report.location[1])
+        if "resiliency" not in report.keywords:
+            self._unmarked.add(report.nodeid)
         self.config.hook.pytest_resiliency_result(report=report, payload=payload)
+
+    @property
+    def experiments(self) -> list[dict[str, Any]]:
+        """Entries of tests marked ``resiliency``: the experiments, with a budget to judge."""
+        return [e for e in self.entries if e["nodeid"] not in self._unmarked]
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self) -> None:
@@ -117,17 +141,29 @@ class ResultCollector:
         if self.journal is not None:
             journal.write(self.journal, self.entries)
         if self.summary_md is not None:
-            summary_md.write(self.summary_md, self.entries)
+            summary_md.write(self.summary_md, self.experiments, unmarked=len(self._unmarked))
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if not self.entries:
             return
-        from . import terminal
+        from . import github, options, terminal
 
-        terminalreporter.write_sep("=", "resiliency summary")
-        for line in terminal.table(self.entries):
-            terminalreporter.write_line(line)
+        verbose = self.config.get_verbosity() > 0
+        experiments = self.experiments
+        unmarked = [e for e in self.entries if e["nodeid"] in self._unmarked]
+        # Tests that only used the experiment fixture (as the plugin's own tests do) are not
+        # experiments: without -v they get no section of their own, only files they asked for.
+        if experiments or verbose:
+            cap = options.summary_width(self.config)
+            full = self.config.get_terminal_writer().fullwidth
+            width = min(full, cap) if cap else full
+            terminalreporter.write_sep("=", "resiliency summary", fullwidth=width)
+            for line in terminal.render(experiments, width=width, verbose=verbose, unmarked=unmarked):
+                terminalreporter.write_line(line)
         if self.journal is not None:
             terminalreporter.write_line(f"resiliency journal: {self.journal}")
         if self.summary_md is not None:
             terminalreporter.write_line(f"resiliency summary: {self.summary_md}")
+        if github.enabled(str(self.config.getini("resiliency_github_annotations")), os.environ):
+            for command in github.commands(experiments, self._locations, self.config.rootpath, github.workspace_from()):
+                terminalreporter.write_line(command)

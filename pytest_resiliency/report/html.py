@@ -47,6 +47,8 @@ def rto_cell(payload: dict[str, Any] | None) -> str:
     s, budget = payload["summary"], payload["budget"]["rto"]
     if s["rto"] is not None:
         key, text = s["rto"], format_duration(s["rto"])
+        if s.get("rto_uncertainty"):
+            text += f" (±{format_duration(s['rto_uncertainty'])})"
     elif s["rto_status"] == "no fault":
         key, text = -1.0, "no fault"
     else:
@@ -81,11 +83,23 @@ def verdict_cell(payload: dict[str, Any] | None, xfail: bool = False) -> str:
     return f'<td class="col-verdict">{span}</td>'
 
 
+def recovery_bracket_text(payload: dict[str, Any]) -> str:
+    """``recovered between +1.03s and +2.01s (±0.98s)`` for the worst episode, if it recovered."""
+    s = payload["summary"]
+    episodes = (payload.get("measurement") or {}).get("episodes") or []
+    worst = next((e for e in episodes if e.get("rto") is not None and e.get("rto") == s["rto"]), None)
+    if worst is None or worst.get("recovery_from") is None or worst.get("t_recovered") is None:
+        return ""
+    low = format_duration(worst["recovery_from"] - worst["t_inject"])
+    high = format_duration(worst["t_recovered"] - worst["t_inject"])
+    return f"recovered between +{low} and +{high} (±{format_duration(s.get('rto_uncertainty') or 0.0)})"
+
+
 def nfr_rows(payload: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
     """(NFR, budget, measured, result, note) for every NFR that is budgeted or measured."""
     s, b = payload["summary"], payload["budget"]
     breached = {br["nfr"]: br for br in payload["verdict"]["breaches"]}
-    resolution = f"resolution {format_duration(s['resolution'])}" if s["resolution"] is not None else ""
+    bracket = recovery_bracket_text(payload)
     ledger = (payload.get("measurement") or {}).get("ledger")
 
     def result(nfr: str, budget: Any) -> str:
@@ -100,7 +114,7 @@ def nfr_rows(payload: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
         return f"{value:.2%}" if value is not None else "-"
 
     rto = dur(s["rto"]) if s["rto"] is not None else str(s["rto_status"])
-    rows = [("RTO", dur(b["rto"]), rto, result("rto", b["rto"]), resolution)]
+    rows = [("RTO", dur(b["rto"]), rto, result("rto", b["rto"]), bracket)]
     lost = "not verified" if s["lost_writes"] is None else f"{dur(s['rpo'] or 0.0)}"
     ledger_note = ""
     if ledger:
@@ -204,6 +218,9 @@ def section(payload: dict[str, Any]) -> str:
     parts = [STYLE, '<div class="resiliency">', chart.render(payload)]
     parts.append("<h4>NFR budget vs measured</h4>")
     parts.append(_table(("NFR", "budget", "measured", "result", "note"), nfr_rows(payload), "rz-nfr"))
+    note = payload["summary"].get("evidence_note")
+    if note:
+        parts.append(f'<p class="rz-note"><b>Note:</b> {escape(note)}</p>')
     for error in payload.get("errors") or []:
         parts.append(f'<p class="rz-breach">{escape(error)}</p>')
     if payload.get("aborted"):

@@ -1,8 +1,8 @@
 """The JSON journal (``--resiliency-json PATH``): every test's payload in one document.
 
-Schema (version 1)::
+Schema (version 2: the RTO is a bracket, see README "Measurement definitions")::
 
-    {"schema": "pytest-resiliency/journal", "version": 1, "created": "<ISO 8601>",
+    {"schema": "pytest-resiliency/journal", "version": 2, "created": "<ISO 8601>",
      "tests": [{"nodeid": ..., "pytest_outcome": "passed|failed|skipped",
                 "xfail": bool, ...the payload (see docs/journal.md)...}]}
 
@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 JOURNAL_SCHEMA = "pytest-resiliency/journal"
-JOURNAL_VERSION = 1
+JOURNAL_VERSION = 2
 
 
 def document(entries: list[dict[str, Any]]) -> dict[str, Any]:

@@ -51,12 +51,20 @@ EPISODE = _object(
         "operations": {"type": "integer", "minimum": 0},
         "failed": {"type": "integer", "minimum": 0},
         "t_first_fail": NUMBER_OR_NULL,
-        "t_recovered": NUMBER_OR_NULL,
-        "rto": SECONDS,
+        "recovery_from": {
+            "type": ["number", "null"],
+            "description": "lower end of the recovery bracket: send time of the last failure (latest evidence of down)",
+        },
+        "t_recovered": {
+            "type": ["number", "null"],
+            "description": "upper end of the bracket: completion of the first success sent after the last failure",
+        },
+        "recovery_by": {"type": ["number", "null"], "description": "the same as t_recovered"},
+        "rto": {**SECONDS, "description": "t_recovered - t_inject: the judged upper end"},
+        "uncertainty": {**SECONDS, "description": "bracket width (+ clock uncertainty of remote load hosts)"},
         "detection_delay": SECONDS,
         "outage": SECONDS,
         "longest_gap": SECONDS,
-        "resolution": SECONDS,
         "timeout": {"type": "number", "minimum": 0},
         "status": {"enum": STATUSES},
     }
@@ -72,7 +80,11 @@ LEDGER = _object(
         "recovered": {"type": "integer", "minimum": 0},
         "unexpected": {"type": "integer", "minimum": 0},
         "failed_present": {"type": "integer", "minimum": 0},
-        "lost_keys": {"type": "array", "items": {"type": "string"}, "description": "the first 20 lost keys"},
+        "lost_keys": {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "every lost key, ordered by acknowledgement",
+        },
         "rpo": SECONDS,
     }
 )
@@ -87,7 +99,7 @@ CRITERIA = _object(
 
 ENTRY = _object(
     {
-        "schema": {"const": 1, "description": "payload schema version"},
+        "schema": {"const": 2, "description": "payload schema version"},
         "nodeid": {"type": "string"},
         "pytest_outcome": {"enum": ["passed", "failed", "skipped", "error"]},
         "xfail": {"type": "boolean"},
@@ -114,7 +126,11 @@ ENTRY = _object(
             {
                 "rto": SECONDS,
                 "rto_status": {"enum": STATUSES},
-                "resolution": SECONDS,
+                "rto_uncertainty": {**SECONDS, "description": "width of the recovery bracket behind rto"},
+                "evidence_note": {
+                    "type": ["string", "null"],
+                    "description": "set when the uncertainty exceeds 10% of the RTO budget: why, and how to fix it",
+                },
                 "rpo": SECONDS,
                 "lost_writes": {"type": ["integer", "null"], "minimum": 0},
                 "error_rate": NUMBER_OR_NULL,
@@ -130,7 +146,8 @@ ENTRY = _object(
             {
                 "status": {"enum": STATUSES},
                 "rto": SECONDS,
-                "resolution": SECONDS,
+                "uncertainty": SECONDS,
+                "clock_uncertainty": {"type": "number", "minimum": 0},
                 "operations": {"type": "integer", "minimum": 0},
                 "dropped": {"type": "integer", "minimum": 0},
                 "sources": {"type": "array", "items": {"type": "string"}},
@@ -157,6 +174,11 @@ ENTRY = _object(
                             "text": {"type": "string"},
                         }
                     ),
+                },
+                "notes": {
+                    "type": "array",
+                    "items": {"type": "string"},
+                    "description": "about the evidence; never a breach",
                 },
             }
         ),

@@ -15,7 +15,7 @@ from ..measure import Measurement, Verdict
 from .secrets import scrub
 from .series import bucketed, lost_ack_times, span_of
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 # A string attachment (a log tail) longer than this keeps its end: the payload crosses
 # xdist and lands in every report, so it must stay small.
 MAX_ATTACHMENT_CHARS = 20_000
@@ -37,14 +37,20 @@ def plain(value: Any) -> Any:
     return str(value)
 
 
-def summary(measurement: Measurement) -> dict[str, Any]:
-    """The flat headline figures reports show in columns."""
+def summary(measurement: Measurement, verdict: Verdict | None = None) -> dict[str, Any]:
+    """The flat headline figures reports show in columns.
+
+    ``rto`` is the upper end of the recovery bracket (what is judged); ``rto_uncertainty``
+    its width; ``evidence_note`` says when that width is large against the budget.
+    """
     ledger = measurement.ledger
     fw = measurement.fault_window
+    notes = verdict.notes if verdict is not None else ()
     return {
         "rto": measurement.rto,
         "rto_status": measurement.status,
-        "resolution": measurement.resolution,
+        "rto_uncertainty": measurement.uncertainty,
+        "evidence_note": notes[0] if notes else None,
         "rpo": ledger.rpo if ledger and ledger.lost else (0.0 if ledger else None),
         "lost_writes": ledger.lost if ledger else None,
         "error_rate": fw.error_rate,
@@ -93,7 +99,7 @@ def build(
             "errors": errors,
             "budget": experiment.budget.as_dict(),
             "criteria": experiment.criteria.as_dict(),
-            "summary": summary(measurement),
+            "summary": summary(measurement, verdict),
             "measurement": measurement.as_dict(),
             "verdict": verdict.as_dict(),
             "faults": [f.record.as_dict() for f in experiment.faults if f.record is not None],
@@ -124,7 +130,7 @@ def junit_properties(payload: dict[str, Any]) -> list[tuple[str, str]]:
         ("resiliency.status", s["rto_status"]),
         ("resiliency.rto_s", s["rto"]),
         ("resiliency.rto_budget_s", b["rto"]),
-        ("resiliency.resolution_s", s["resolution"]),
+        ("resiliency.rto_uncertainty_s", s["rto_uncertainty"]),
         ("resiliency.rpo_s", s["rpo"]),
         ("resiliency.rpo_budget_s", b["rpo"]),
         ("resiliency.lost_writes", s["lost_writes"]),

@@ -26,9 +26,12 @@ def _code(text: str) -> str:
 
 
 def headline(entries: list[dict[str, Any]]) -> str:
-    counts = {k: sum(1 for e in entries if e["outcome"] == k) for k in ICONS}
+    expected = [e for e in entries if e.get("xfail")]
+    counts = {k: sum(1 for e in entries if e["outcome"] == k and not e.get("xfail")) for k in ICONS}
     parts = [f"**{len(entries)} experiment{'s' if len(entries) != 1 else ''}**"]
     parts += [f"{ICONS[k]} {n} {'passed' if k == 'pass' else k}" for k, n in counts.items() if n]
+    if expected:
+        parts.append(f"{len(expected)} expected to fail (xfail)")
     rtos = [e["summary"]["rto"] for e in entries if e["summary"]["rto"] is not None]
     if rtos:
         parts.append(f"worst RTO {format_duration(max(rtos))}")
@@ -41,9 +44,16 @@ def headline(entries: list[dict[str, Any]]) -> str:
     return " · ".join(parts)
 
 
-def render(entries: list[dict[str, Any]], title: str = "Resiliency scorecard") -> str:
+def render(entries: list[dict[str, Any]], title: str = "Resiliency scorecard", unmarked: int = 0) -> str:
+    """``unmarked``: how many tests were measured without the ``resiliency`` marker (not listed)."""
     ordered = sorted(entries, key=lambda e: e["nodeid"])
     lines = [f"## {title}", "", headline(ordered), ""]
+    if unmarked:
+        noun = "test" if unmarked == 1 else "tests"
+        lines += [
+            f"_{unmarked} {noun} measured without a resiliency marker (no budget, not judged) are not listed._",
+            "",
+        ]
     if not ordered:
         return "\n".join([*lines, "No resiliency experiment ran.", ""])
     lines.append("| " + " | ".join(HEADERS) + " |")
@@ -67,13 +77,18 @@ def render(entries: list[dict[str, Any]], title: str = "Resiliency scorecard") -
             why = entry["verdict"]["line"] or "; ".join(entry.get("errors") or []) or f"aborted: {entry['aborted']}"
             lines.append(f"- {_code(entry['nodeid'])}: {_cell(why)}")
         lines += ["", "</details>"]
+    notes = [e for e in ordered if e["summary"].get("evidence_note")]
+    if notes:
+        lines += ["", "<details><summary>Evidence notes</summary>", ""]
+        lines += [f"- {_code(e['nodeid'])}: {_cell(e['summary']['evidence_note'])}" for e in notes]
+        lines += ["", "</details>"]
     return "\n".join(lines) + "\n"
 
 
-def write(path: Path, entries: list[dict[str, Any]]) -> None:
+def write(path: Path, entries: list[dict[str, Any]], unmarked: int = 0) -> None:
     """Append the scorecard (a blank line first when the file already has content)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = render(entries)
+    text = render(entries, unmarked=unmarked)
     if path.exists() and path.stat().st_size:
         text = "\n" + text
     with path.open("a", encoding="utf-8") as out:
