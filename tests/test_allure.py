@@ -14,6 +14,8 @@ from typing import Any
 import pytest
 from test_compare import SUITE, runpytest
 
+from pytest_resiliency.budget import format_duration
+
 pytest.importorskip("allure_pytest", reason="allure-pytest is not installed (pip install allure-pytest)")
 
 PLAIN = "def test_plain():\n    pass\n"
@@ -38,7 +40,11 @@ def run(pytester: pytest.Pytester, outage: float, budget: str, *args: str) -> py
 @pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
 def test_allure_results_carry_parameters_and_attachments(pytester: pytest.Pytester, workers: list[str]) -> None:
     out = pytester.path / "allure"
-    run(pytester, 0.6, "300ms", f"--alluredir={out}", *workers).assert_outcomes(passed=2, failed=1)
+    run(pytester, 0.6, "300ms", f"--alluredir={out}", "--resiliency-json=journal.json", *workers).assert_outcomes(
+        passed=2, failed=1
+    )
+    journal = {t["nodeid"]: t for t in json.loads((pytester.path / "journal.json").read_text())["tests"]}
+    measured = journal["test_suite.py::test_orders_recover"]["summary"]
     found = results(out)
     assert set(found) == {"test_orders_recover", "test_payments_recover", "test_plain"}
 
@@ -46,7 +52,8 @@ def test_allure_results_carry_parameters_and_attachments(pytester: pytest.Pytest
     params = {p["name"]: p for p in breached["parameters"]}
     assert params["budget rto"]["value"] == "'300ms'"
     assert params["verdict"]["value"] == "'BREACH'"
-    assert params["RTO"]["value"].startswith("'6") and params["RTO"]["value"].endswith("ms'")  # ~0.6 s
+    assert params["RTO"]["value"] == repr(format_duration(measured["rto"]))  # the journal's figure
+    assert measured["rto"] > 0.3
     assert re.fullmatch(r"'\d+(\.\d+)?ms'", params["RTO uncertainty"]["value"])  # about the 20 ms spacing
     assert params["error rate"]["value"].endswith("%'")
     assert all(p.get("excluded") is True for p in params.values())  # figures never split the history
@@ -58,7 +65,7 @@ def test_allure_results_carry_parameters_and_attachments(pytester: pytest.Pytest
     table = (out / attachments["resiliency NFRs"]["source"]).read_text()
     assert "<td>RTO</td><td>300ms</td>" in table and "BREACH" in table
     line = (out / attachments["resiliency breach"]["source"]).read_text()
-    assert line.startswith("RTO 6") and "> budget 300ms" in line
+    assert line.startswith(f"RTO {format_duration(measured['rto'])}") and "> budget 300ms" in line
     assert breached["status"] == "failed"
 
     passed = found["test_payments_recover"]
