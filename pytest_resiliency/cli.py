@@ -1,5 +1,10 @@
 """The ``pytest-resiliency`` command.
 
+``pytest-resiliency compare BASELINE.json CURRENT.json`` is the regression gate (exit 1 on a
+regression), ``pytest-resiliency trend J1.json J2.json ... -o trend.html`` writes the trend
+page, ``pytest-resiliency deploy --stack NAME --code runner.zip --code-bucket B`` deploys the
+serverless runner from its CloudFormation template.
+
 ``pytest-resiliency invoke --function NAME --bucket B --suite DIR -m EXPR`` zips a suite
 directory, uploads it to S3 and invokes the serverless runner
 (:mod:`pytest_resiliency.serverless.handler`) on it, printing the run's summary as JSON.
@@ -62,7 +67,29 @@ def _clients(args: argparse.Namespace) -> tuple[Any, Any]:
     return s3, lam
 
 
+def _from_stack(args: argparse.Namespace) -> None:
+    """``--stack NAME`` fills ``--function`` and ``--bucket`` from the deployed stack's outputs."""
+    if args.stack:
+        import boto3  # type: ignore[import-untyped,unused-ignore]
+
+        from .serverless.deploy import DeployError, outputs
+
+        session = boto3.session.Session(region_name=args.region, profile_name=args.profile)
+        try:
+            found = outputs(session.client("cloudformation", endpoint_url=args.endpoint_url), args.stack)
+        except DeployError as exc:
+            raise CliError(str(exc)) from None
+        args.function = args.function or found.get("FunctionName")
+        args.bucket = args.bucket or found.get("BucketName")
+    missing = [flag for flag, value in (("--function", args.function), ("--bucket", args.bucket)) if not value]
+    if missing:
+        raise CliError(
+            f"{' and '.join(missing)} needed (or --stack NAME of a stack deployed by pytest-resiliency deploy)"
+        )
+
+
 def invoke(args: argparse.Namespace) -> int:
+    _from_stack(args)
     suite = Path(args.suite).resolve()
     body = zip_suite(suite)
     digest = hashlib.sha256(body).hexdigest()[:12]
@@ -99,6 +126,73 @@ def invoke(args: argparse.Namespace) -> int:
     return code if isinstance(code, int) and 0 <= code < 256 else 0
 
 
+def compare(args: argparse.Namespace) -> int:
+    from .report import compare as gate
+
+    try:
+        thresholds = gate.parse_thresholds(args.max_regression)
+        baseline, current = gate.load(args.baseline), gate.load(args.current)
+    except gate.CompareError as exc:
+        raise CliError(str(exc)) from None
+    result = gate.compare(baseline, current, thresholds, args.baseline, args.current)
+    if args.format == "markdown":
+        print(gate.markdown(result))
+    elif args.format == "json":
+        print(json.dumps(gate.as_json(result), indent=2))
+    else:
+        print("\n".join(gate.text_lines(result)))
+    if args.markdown:
+        gate.append_markdown(Path(args.markdown), result)
+    return result.exit_code
+
+
+def trend(args: argparse.Namespace) -> int:
+    from .report import compare as gate
+    from .report import trend as page
+
+    try:
+        count = page.write([Path(p) for p in args.journals], Path(args.output), args.title, args.sort == "created")
+    except gate.CompareError as exc:
+        raise CliError(str(exc)) from None
+    print(f"trend of {count} test(s) across {len(args.journals)} run(s) written to {args.output}", file=sys.stderr)
+    return 0
+
+
+def deploy(args: argparse.Namespace) -> int:
+    from .serverless import deploy as stack
+
+    try:
+        request = stack.Deployment(
+            args.stack,
+            stack.Code.parse(args.code, args.code_bucket, args.code_key),
+            stack.parse_parameters(args.parameter),
+        )
+    except stack.DeployError as exc:
+        raise CliError(str(exc)) from None
+    import boto3  # type: ignore[import-untyped,unused-ignore]
+
+    session = boto3.session.Session(region_name=args.region, profile_name=args.profile)
+    s3 = session.client("s3", endpoint_url=args.endpoint_url)
+    cfn = session.client("cloudformation", endpoint_url=args.endpoint_url)
+    from botocore.exceptions import BotoCoreError, ClientError  # type: ignore[import-untyped,unused-ignore]
+
+    print(f"deploying stack {args.stack} (code s3://{request.code.bucket}/{request.code.key})", file=sys.stderr)
+    try:
+        found = stack.deploy(s3, cfn, request, timeout=args.timeout)
+    except (stack.DeployError, BotoCoreError, ClientError) as exc:
+        print(f"pytest-resiliency deploy: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps({"stack": args.stack, **found}, indent=2))
+    return 0
+
+
+def show_template(args: argparse.Namespace) -> int:
+    from .serverless.deploy import template_text
+
+    print(template_text(), end="")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(prog="pytest-resiliency", description="pytest-resiliency tools")
     commands = top.add_subparsers(dest="command", metavar="COMMAND")
@@ -109,8 +203,9 @@ def parser() -> argparse.ArgumentParser:
         "(pytest_resiliency.serverless.handler.handler) on it; print the summary. "
         "Arguments after -- go to the remote pytest.",
     )
-    run.add_argument("--function", required=True, help="the Lambda function's name or ARN")
-    run.add_argument("--bucket", required=True, help="S3 bucket for the suite and the reports")
+    run.add_argument("--function", default=None, help="the Lambda function's name or ARN")
+    run.add_argument("--bucket", default=None, help="S3 bucket for the suite and the reports")
+    run.add_argument("--stack", default=None, help="take --function and --bucket from this deployed stack")
     run.add_argument("--suite", required=True, help="directory of the suite (tests, conftest, experiment files)")
     run.add_argument("-m", dest="markers", default=None, metavar="EXPR", help="pytest -m expression to select tests")
     run.add_argument("--prefix", default="suites/", help="S3 key prefix of the uploaded zip (default suites/)")
@@ -121,6 +216,73 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--endpoint-url", default=None, help="AWS endpoint (moto, LocalStack)")
     run.add_argument("--async", dest="asynchronous", action="store_true", help="invoke without waiting (Event)")
     run.add_argument("pytest_args", nargs="*", help="extra pytest arguments (after --)")
+
+    cmp = commands.add_parser(
+        "compare",
+        help="regression gate: compare two JSON journals, exit 1 when a figure got worse",
+        description="Match tests by node id and compare RTO, RPO, lost writes, p99 and error rate. Exit 1 when "
+        "a figure got worse beyond the threshold AND beyond its stated uncertainty (the measured intervals do not "
+        "overlap), 0 otherwise, 2 on bad input. New, vanished and unmeasured tests are listed, not errors.",
+    )
+    cmp.add_argument("baseline", metavar="BASELINE.json", help="journal of the reference run (--resiliency-json)")
+    cmp.add_argument("current", metavar="CURRENT.json", help="journal of the run to judge")
+    cmp.add_argument(
+        "--max-regression",
+        action="append",
+        metavar="SPEC",
+        help="20%% (default; every figure) or FIGURE:VALUE with FIGURE one of rto, rpo, lost_writes, p99, "
+        "error_rate and VALUE a percentage, off, or an absolute amount (p99:50ms, lost_writes:0, "
+        "error_rate:0.01); repeatable",
+    )
+    cmp.add_argument("--format", choices=("text", "markdown", "json"), default="text", help="what to print")
+    cmp.add_argument(
+        "--markdown", metavar="PATH", default=None, help="also append the Markdown table to PATH ($GITHUB_STEP_SUMMARY)"
+    )
+
+    tr = commands.add_parser(
+        "trend",
+        help="write one self-contained HTML page of RTO, lost writes and p99 across runs",
+        description="Read JSON journals (oldest first) and write a self-contained HTML page: per test, RTO "
+        "(with its uncertainty), lost writes and p99 across the runs, budgets drawn.",
+    )
+    tr.add_argument("journals", nargs="+", metavar="JOURNAL.json", help="journals, oldest first")
+    tr.add_argument("-o", "--output", default="trend.html", help="the page to write (default trend.html)")
+    tr.add_argument("--title", default="Resiliency trends", help="the page title")
+    tr.add_argument(
+        "--sort", choices=("given", "created"), default="given", help="order of the runs (default: as given)"
+    )
+
+    dep = commands.add_parser(
+        "deploy",
+        help="deploy the serverless runner (Lambda, S3 bucket, least-privilege IAM role) with CloudFormation",
+        description="Upload the deployment package (a local zip, to --code-bucket) and create or update the "
+        "CloudFormation stack of the runner; wait for it and print its outputs. Exit 1 when the stack failed.",
+    )
+    dep.add_argument("--stack", required=True, help="the CloudFormation stack name")
+    dep.add_argument(
+        "--code", required=True, help="the deployment package: a local zip to upload, or s3://BUCKET/KEY already there"
+    )
+    dep.add_argument("--code-bucket", default=None, help="existing bucket to upload a local --code zip to")
+    dep.add_argument(
+        "--code-key", default=None, help="key of the uploaded zip (default pytest-resiliency/runner-<sha>.zip)"
+    )
+    dep.add_argument(
+        "--parameter",
+        action="append",
+        metavar="NAME=VALUE",
+        help="a template parameter (FunctionName, TargetTagValue, MemorySize, EphemeralStorageSize, "
+        "ReportsRetentionDays, LogRetentionDays); repeatable",
+    )
+    dep.add_argument("--timeout", type=float, default=1800.0, help="seconds to wait for the stack (default 1800)")
+    dep.add_argument("--region", default=None, help="AWS region (default: the environment's)")
+    dep.add_argument("--profile", default=None, help="AWS profile")
+    dep.add_argument("--endpoint-url", default=None, help="AWS endpoint (moto, LocalStack)")
+
+    commands.add_parser(
+        "template",
+        help="print the runner's CloudFormation template",
+        description="Print the CloudFormation template `deploy` uses (for review, or your own pipeline).",
+    )
     return top
 
 
@@ -129,8 +291,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command is None:
         parser().print_help(sys.stderr)
         return 2
+    commands = {"invoke": invoke, "compare": compare, "trend": trend, "deploy": deploy, "template": show_template}
     try:
-        return invoke(args)
+        return commands[args.command](args)
     except CliError as exc:
         print(f"pytest-resiliency {args.command}: {exc}", file=sys.stderr)
         return 2

@@ -40,6 +40,7 @@ pytest_plugins = [
     "pytest_resiliency.aws.fixtures",
     "pytest_resiliency.ctk.collect",
     "pytest_resiliency.report.options",
+    "pytest_resiliency.report.integrations",
 ]
 
 MARKERS = {

@@ -117,7 +117,7 @@ def _describe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-_EXTENSIONS = ("pytest_resiliency.targets.probes", "pytest_resiliency.aws.probes")
+_EXTENSIONS = ("pytest_resiliency.targets.probes", "pytest_resiliency.aws.probes", "pytest_resiliency.prometheus")
 
 
 def __getattr__(name: str) -> Any:

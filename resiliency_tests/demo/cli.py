@@ -19,6 +19,7 @@ from pathlib import Path
 from .app import OrdersApp, split_hostport
 from .front import Front
 from .ledger import LedgerApp
+from .metrics import Metrics
 from .store import DURABILITIES, Store
 from .web import Server
 
@@ -60,6 +61,9 @@ def parser() -> argparse.ArgumentParser:
     common.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     common.add_argument("--port", type=port, default=0, help="port to bind; 0 picks a free one (default)")
     common.add_argument("--port-file", type=Path, help="write the bound port to this file once ready")
+    common.add_argument(
+        "--no-metrics", action="store_true", help="do not serve Prometheus metrics on /metrics (saves ~5-10 us/request)"
+    )
 
     orders = sub.add_parser("orders", parents=[common], help="the orders API (a primary or a replica)")
     orders.add_argument("--durability", choices=DURABILITIES, default="fsync", help="default fsync")
@@ -96,13 +100,14 @@ async def _serve(args: argparse.Namespace) -> None:
             replica_of=replica_of,
             replication_lag=args.replication_lag,
         )
-        server = Server(app, args.host, args.port)
+        server = Server(app if args.no_metrics else Metrics("orders").wrap(app), args.host, args.port)
         await server.start()
         app.start()
         cleanup.append(app.close)
         print(f"orders: {app.role}, durability {args.durability}, recovered {recovered} orders", flush=True)
     elif args.command == "ledger":
-        server = Server(LedgerApp(), args.host, args.port)
+        ledger_app = LedgerApp()
+        server = Server(ledger_app if args.no_metrics else Metrics("ledger").wrap(ledger_app), args.host, args.port)
         await server.start()
     else:
         front = Front(args.primary, args.replica, check_every=args.check_every, failover_after=args.failover_after)
