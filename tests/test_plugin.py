@@ -86,7 +86,8 @@ def load_journal(path: Path) -> dict[str, Any]:
 
 
 @pytest.fixture
-def outage_suite(pytester: pytest.Pytester) -> pytest.Pytester:
+def outage_suite(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
+    monkeypatch.setenv("COLUMNS", "120")  # the summary's default width: node ids are not shortened
     pytester.makeconftest(SERVER_CONFTEST)
     pytester.makepyfile(test_outage=OUTAGE_TESTS)
     return pytester
