@@ -41,14 +41,12 @@ pytest_plugins = [
     "pytest_resiliency.ctk.collect",
 ]
 
+# Only the markers the plugin owns. Selection markers (aws, slow...) belong to the suites that
+# use them: registering generic names here would hide a forgotten registration from
+# --strict-markers in every suite of the environment.
 MARKERS = {
     "resiliency": f"resiliency({', '.join(a + '=...' for a in MARKER_ARGUMENTS)}): "
     "the test is a resiliency experiment with these NFR budgets",
-    "aws": "the experiment acts on AWS resources (moto by default, real AWS only when allow-listed)",
-    "local": "the experiment acts on local processes and resources only",
-    "network": "the experiment injects network faults (fault proxy, nftables)",
-    "destructive": "the experiment kills, fills or breaks something it does not own",
-    "slow": "the experiment takes more than a few seconds",
 }
 
 
