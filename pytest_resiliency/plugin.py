@@ -58,7 +58,12 @@ class SessionState:
     max_operations: int
 
 
+# The plugin's fixtures: a test that uses one is a resiliency test (its reports are scrubbed).
+PLUGIN_FIXTURES = frozenset({"experiment", "load", "aws", "service", "proxy", "netns", "resiliency_moto_server"})
+SCRUB_ALL_INI = "resiliency_scrub_all_reports"
+
 STATE = pytest.StashKey[SessionState]()
+OURS = pytest.StashKey[bool]()
 BUDGET = pytest.StashKey[tuple[Budget, Criteria]]()
 EXPERIMENT = pytest.StashKey["Experiment"]()
 PAYLOAD = pytest.StashKey[dict[str, Any]]()
@@ -98,6 +103,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
             "N",
             f"operations kept per test before evidence is dropped (default {DEFAULT_MAX_OPERATIONS})",
         ),
+    )
+    parser.addini(
+        SCRUB_ALL_INI,
+        "scrub secrets from the reports of every test, not only of resiliency tests, experiment files "
+        "and the plugin's own outputs (default false)",
+        type="bool",
+        default=False,
     )
     for name, metavar, text in options:
         group.addoption(f"--resiliency-{name.replace('_', '-')}", metavar=metavar, default=None, help=text)
@@ -151,6 +163,7 @@ def pytest_configure(config: pytest.Config) -> None:
                 config,
                 Path(journal).resolve() if journal else None,
                 Path(summary_md).resolve() if summary_md else None,
+                scrub_all=bool(config.getini(SCRUB_ALL_INI)),
             ),
             "resiliency-collector",
         )
@@ -179,7 +192,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         found = _marker_kwargs(item)
         if found is None:
+            if _uses_plugin_fixture(item):
+                item.stash[OURS] = True
             continue
+        item.stash[OURS] = True
         try:
             item.stash[BUDGET] = parse_marker(*found, defaults=state.criteria)
         except BudgetError as exc:
@@ -193,6 +209,22 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     # one (xdist reports an INTERNALERROR), so there each bad test errors at setup instead.
     if errors and not hasattr(config, "workerinput"):
         raise pytest.UsageError("invalid resiliency marker:\n  " + "\n  ".join(errors))
+
+
+def _uses_plugin_fixture(item: pytest.Item) -> bool:
+    """Whether the test requests one of this plugin's fixtures (not a same-named fixture of its own)."""
+    names = PLUGIN_FIXTURES.intersection(getattr(item, "fixturenames", ()))
+    if not names:
+        return False
+    definitions = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
+    for name in names:
+        defs = definitions.get(name)
+        if not defs:
+            continue
+        module = getattr(defs[-1].func, "__module__", "") or ""
+        if module.startswith("pytest_resiliency."):
+            return True
+    return False
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -288,6 +320,8 @@ def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
+    if item.stash.get(OURS, False):
+        report.resiliency_scrub = True  # type: ignore[attr-defined]  # the collector scrubs it (xdist too)
     payload = item.stash.get(PAYLOAD, None)
     if (payload is not None and report.when == "call") or (
         payload is not None and report.when == "teardown" and item.stash[EXPERIMENT].aborted

@@ -127,7 +127,9 @@ class ExperimentFile(pytest.File):
         try:
             spec = load(self.path, state.criteria if state is not None else None)
         except SpecError as exc:
-            raise self.CollectError(f"Chaos Toolkit experiment file: {exc}") from None
+            from ..report.secrets import scrub_text  # the plugin's own output: scrubbed like a resiliency test's
+
+            raise self.CollectError(scrub_text(f"Chaos Toolkit experiment file: {exc}")) from None
         register_markers(self.config, spec.tags)
         item = ExperimentItem.create(self, spec)
         if not chaoslib_installed(self.config):
