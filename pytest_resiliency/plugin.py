@@ -7,6 +7,8 @@ fixtures that need them, when a test asks for them.
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -232,6 +234,41 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     error = item.stash.get(MARKER_ERROR, None)
     if error is not None:
         pytest.fail(f"invalid resiliency marker: {error}", pytrace=False)
+
+
+def journal_path() -> Path:
+    """The journal directory, as ``faults.journal.journal_dir()`` names it, without creating it or
+    importing the fault machinery at start-up (a test keeps the two in step)."""
+    configured = os.environ.get("RESILIENCY_JOURNAL_DIR")
+    return Path(configured) if configured else Path(tempfile.gettempdir()) / f"pytest-resiliency-{os.getuid()}"
+
+
+def aws_mode(config: pytest.Config) -> str:
+    return str(config.getoption("resiliency_aws", None) or config.getini("resiliency_aws") or "moto")
+
+
+def header_line(config: pytest.Config, tests: int | None) -> str:
+    """One line of context for a run with resiliency tests: AWS mode (loud when real), criteria, journal."""
+    criteria = config.stash[STATE].criteria
+    mode = aws_mode(config)
+    aws = "AWS REAL: faults act on real resources of the allow-listed accounts" if mode == "real" else f"AWS {mode}"
+    what = "" if tests is None else f"{tests} test{'s' if tests != 1 else ''}, "
+    return (
+        f"resiliency: {what}{aws}, recovered = {criteria.successes} successes in a row and "
+        f"{criteria.window:g}s without failure (timeout {criteria.timeout:g}s), journal {journal_path()}"
+    )
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    """Real AWS is announced before anything runs, whatever is collected: it is never a surprise."""
+    return header_line(config, None) if aws_mode(config) == "real" else None
+
+
+def pytest_report_collectionfinish(config: pytest.Config, items: list[pytest.Item]) -> str | None:
+    """After "collected N items", only when resiliency tests are among them (the xdist controller,
+    which collects nothing, prints the line above its resiliency summary instead)."""
+    count = sum(1 for item in items if item.stash.get(OURS, False))
+    return header_line(config, count) if count and aws_mode(config) != "real" else None
 
 
 class _HookRelay:

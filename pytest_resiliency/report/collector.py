@@ -138,6 +138,10 @@ class ResultCollector:
         from . import terminal
 
         terminalreporter.write_sep("=", "resiliency summary")
+        if self.config.pluginmanager.has_plugin("dsession"):
+            from ..plugin import header_line  # under xdist the controller collected nothing to announce
+
+            terminalreporter.write_line(header_line(self.config, len(self.entries)))
         for line in terminal.table(self.entries):
             terminalreporter.write_line(line)
         if self.journal is not None:
