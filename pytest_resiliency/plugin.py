@@ -10,29 +10,26 @@ from __future__ import annotations
 import os
 import tempfile
 from collections.abc import Generator, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .budget import (
-    DEFAULT_RECOVERY_SUCCESSES,
-    DEFAULT_RECOVERY_WINDOW,
-    DEFAULT_TIMEOUT,
-    MARKER_ARGUMENTS,
-    Budget,
-    BudgetError,
-    Criteria,
-    parse_duration,
-    parse_marker,
-)
-
 if TYPE_CHECKING:
+    from .budget import Budget, Criteria
     from .experiment import Experiment
 
-# Mirrors timeline.DEFAULT_MAX_OPERATIONS (checked by a test) so start-up does not import it.
-DEFAULT_MAX_OPERATIONS = 5_000_000
+# Start-up imports nothing of the package beyond these modules: constants that mirror other
+# modules live here (tests/test_plugin.py keeps them equal) and the budget parser loads on first use.
+DEFAULT_MAX_OPERATIONS = 5_000_000  # timeline.DEFAULT_MAX_OPERATIONS
+DEFAULT_RECOVERY_SUCCESSES = 5  # budget.DEFAULT_RECOVERY_SUCCESSES
+DEFAULT_RECOVERY_WINDOW = 1.0  # budget.DEFAULT_RECOVERY_WINDOW
+DEFAULT_TIMEOUT = 60.0  # budget.DEFAULT_TIMEOUT
+MARKER_ARGUMENTS = (  # budget.MARKER_ARGUMENTS
+    *("rto", "rpo", "rpo_writes", "error_rate", "p99", "alert_within"),
+    *("recovery_successes", "recovery_window", "timeout", "disruption", "tier"),
+)
+CRITERIA_SETTINGS = ("recovery_successes", "recovery_window", "timeout")
 
 # Fixtures, options and hooks of each capability live beside it; each of these modules
 # must import nothing heavy at module level (boto3, moto and locust load inside fixtures).
@@ -52,12 +49,23 @@ MARKERS = {
 }
 
 
-@dataclass
 class SessionState:
-    """Per-process plugin state, kept in ``config.stash``."""
+    """Per-process plugin state, kept in ``config.stash``.
 
-    criteria: Criteria
-    max_operations: int
+    The recovery criteria are parsed when first needed (a run without resiliency tests never
+    needs them), or at configure when an option sets them, so a bad value is a usage error.
+    """
+
+    def __init__(self, config: pytest.Config, max_operations: int) -> None:
+        self._config = config
+        self._criteria: Criteria | None = None
+        self.max_operations = max_operations
+
+    @property
+    def criteria(self) -> Criteria:
+        if self._criteria is None:
+            self._criteria = _criteria(self._config)
+        return self._criteria
 
 
 # The plugin's fixtures: a test that uses one is a resiliency test (its reports are scrubbed).
@@ -66,7 +74,7 @@ SCRUB_ALL_INI = "resiliency_scrub_all_reports"
 
 STATE = pytest.StashKey[SessionState]()
 OURS = pytest.StashKey[bool]()
-BUDGET = pytest.StashKey[tuple[Budget, Criteria]]()
+BUDGET = pytest.StashKey[tuple["Budget", "Criteria"]]()
 EXPERIMENT = pytest.StashKey["Experiment"]()
 PAYLOAD = pytest.StashKey[dict[str, Any]]()
 MARKER_ERROR = pytest.StashKey[str]()
@@ -130,32 +138,35 @@ def _whole(value: Any, name: str, minimum: int) -> int:
     except ValueError:
         number = minimum - 1
     if number < minimum:
-        raise BudgetError(f"{name}={value!r} must be a whole number >= {minimum}")
+        raise pytest.UsageError(f"pytest-resiliency option: {name}={value!r} must be a whole number >= {minimum}")
     return number
 
 
 def _criteria(config: pytest.Config) -> Criteria:
+    from .budget import BudgetError, Criteria, parse_duration
+
     successes = _setting(config, "recovery_successes")
     window = _setting(config, "recovery_window")
     timeout = _setting(config, "timeout")
-    return Criteria(
-        successes=DEFAULT_RECOVERY_SUCCESSES if successes is None else _whole(successes, "recovery_successes", 1),
-        window=DEFAULT_RECOVERY_WINDOW if window is None else parse_duration(window, "recovery_window"),
-        timeout=DEFAULT_TIMEOUT if timeout is None else parse_duration(timeout, "timeout"),
-    )
+    try:
+        return Criteria(
+            successes=DEFAULT_RECOVERY_SUCCESSES if successes is None else _whole(successes, "recovery_successes", 1),
+            window=DEFAULT_RECOVERY_WINDOW if window is None else parse_duration(window, "recovery_window"),
+            timeout=DEFAULT_TIMEOUT if timeout is None else parse_duration(timeout, "timeout"),
+        )
+    except BudgetError as exc:
+        raise pytest.UsageError(f"pytest-resiliency option: {exc}") from None
 
 
 def pytest_configure(config: pytest.Config) -> None:
     for name, text in MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {text}" if not text.startswith(name) else text)
-    try:
-        criteria = _criteria(config)
-        max_ops = _setting(config, "max_operations")
-        max_operations = DEFAULT_MAX_OPERATIONS if max_ops is None else _whole(max_ops, "max_operations", 1)
-    except BudgetError as exc:
-        raise pytest.UsageError(f"pytest-resiliency option: {exc}") from None
+    max_ops = _setting(config, "max_operations")
+    max_operations = DEFAULT_MAX_OPERATIONS if max_ops is None else _whole(max_ops, "max_operations", 1)
+    state = config.stash[STATE] = SessionState(config, max_operations)
+    if any(_setting(config, name) is not None for name in CRITERIA_SETTINGS):
+        state.criteria  # noqa: B018 - set by the user: check it now, a bad value is a usage error
     journal = config.getoption("resiliency_json")
-    config.stash[STATE] = SessionState(criteria=criteria, max_operations=max_operations)
     if not hasattr(config, "workerinput"):  # xdist workers send reports; the controller writes
         from .report.collector import ResultCollector
 
@@ -198,10 +209,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 item.stash[OURS] = True
             continue
         item.stash[OURS] = True
-        try:
-            item.stash[BUDGET] = parse_marker(*found, defaults=state.criteria)
-        except BudgetError as exc:
-            errors.append(f"{item.nodeid}: @pytest.mark.resiliency: {exc}")
+        error = _parse_budget(item, found, state.criteria)
+        if error is not None:
+            errors.append(f"{item.nodeid}: @pytest.mark.resiliency: {error}")
             item.stash[MARKER_ERROR] = errors[-1]
             continue
         fixturenames = getattr(item, "fixturenames", None)
@@ -211,6 +221,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     # one (xdist reports an INTERNALERROR), so there each bad test errors at setup instead.
     if errors and not hasattr(config, "workerinput"):
         raise pytest.UsageError("invalid resiliency marker:\n  " + "\n  ".join(errors))
+
+
+def _parse_budget(item: pytest.Item, found: tuple[tuple[Any, ...], dict[str, Any]], criteria: Criteria) -> str | None:
+    """Store the item's budget; return what is wrong with its marker, if anything."""
+    from .budget import BudgetError, parse_marker
+
+    try:
+        item.stash[BUDGET] = parse_marker(*found, defaults=criteria)
+    except BudgetError as exc:
+        return str(exc)
+    return None
 
 
 def _uses_plugin_fixture(item: pytest.Item) -> bool:
@@ -290,6 +311,7 @@ def experiment(request: pytest.FixtureRequest) -> Iterator[Experiment]:
 
     Faults used as context managers inside the test record into it on their own.
     """
+    from .budget import Budget
     from .experiment import Experiment, set_current
 
     state = request.config.stash[STATE]

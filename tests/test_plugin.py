@@ -535,10 +535,46 @@ def test_plugin_import_stays_light() -> None:
     assert "pytest_resiliency.plugin" in imported
 
 
-def test_plugin_default_mirrors_the_timeline_default() -> None:
-    from pytest_resiliency import plugin, timeline
+def test_plugin_constants_mirror_the_modules_it_does_not_import_at_start_up() -> None:
+    from pytest_resiliency import budget, plugin, timeline
+    from pytest_resiliency.faults import journal
+    from pytest_resiliency.targets import fixtures
 
     assert plugin.DEFAULT_MAX_OPERATIONS == timeline.DEFAULT_MAX_OPERATIONS
+    assert plugin.MARKER_ARGUMENTS == budget.MARKER_ARGUMENTS
+    assert (plugin.DEFAULT_RECOVERY_SUCCESSES, plugin.DEFAULT_RECOVERY_WINDOW, plugin.DEFAULT_TIMEOUT) == (
+        budget.DEFAULT_RECOVERY_SUCCESSES,
+        budget.DEFAULT_RECOVERY_WINDOW,
+        budget.DEFAULT_TIMEOUT,
+    )
+    assert fixtures.JOURNAL_ENV == journal.ENV_DIR
+    assert plugin.journal_path() == journal.journal_dir()
+
+
+def test_start_up_imports_only_the_registration_modules() -> None:
+    """A run without resiliency tests imports nothing of the package beyond what registers hooks."""
+    code = (
+        "import sys, pytest; pytest.main(['-q', '-p', 'no:cacheprovider', '--co', sys.argv[1]]); "
+        "print(' '.join(sorted(m for m in sys.modules if m.startswith('pytest_resiliency'))))"
+    )
+    empty = Path(__file__).parent / "load_servers.py"  # any module without tests
+    out = subprocess.run([sys.executable, "-c", code, str(empty)], capture_output=True, text=True, check=False)
+    loaded = set(out.stdout.split("\n")[-2].split())
+    assert loaded == {
+        "pytest_resiliency",
+        "pytest_resiliency.plugin",
+        "pytest_resiliency.hookspecs",
+        "pytest_resiliency.targets",
+        "pytest_resiliency.targets.fixtures",
+        "pytest_resiliency.load",
+        "pytest_resiliency.load.fixtures",
+        "pytest_resiliency.aws",
+        "pytest_resiliency.aws.fixtures",
+        "pytest_resiliency.ctk",
+        "pytest_resiliency.ctk.collect",
+        "pytest_resiliency.report",
+        "pytest_resiliency.report.collector",
+    }, out.stdout + out.stderr
 
 
 def test_writes_acknowledged_after_the_read_back_are_not_lost(pytester: pytest.Pytester) -> None:

@@ -24,8 +24,9 @@ if TYPE_CHECKING:
 DEFAULT_PATTERNS = ("*.experiment.json", "*.experiment.yaml", "*.experiment.yml")
 SNIFF_BYTES = 1 << 20  # an experiment file is a few KiB; a bigger file is judged by its first MiB
 # Top-level keys of a block-style YAML mapping (column 0), or any key of a flow/JSON-style one.
-_BLOCK_KEYS = re.compile(r"""^(["']?)(title|method)\1[ \t]*:""", re.MULTILINE)
-_FLOW_KEYS = re.compile(r"""(["']?)\b(title|method)\1\s*:""")
+# Patterns, not compiled here: ``re`` compiles (and caches) them when a candidate file is found.
+_BLOCK_KEYS = r"""(?m)^(["']?)(title|method)\1[ \t]*:"""
+_FLOW_KEYS = r"""(["']?)\b(title|method)\1\s*:"""
 # Tags that would change what pytest does (skip it, parametrize it...) or that already mean
 # something here become ``ctk_<tag>`` markers instead.
 RESERVED_TAGS = frozenset(
@@ -75,7 +76,7 @@ def looks_like_experiment(file_path: Path) -> bool:
         else:
             return isinstance(data, dict) and "title" in data and "method" in data
     keys = _FLOW_KEYS if text.lstrip().startswith("{") else _BLOCK_KEYS
-    return {match.group(2) for match in keys.finditer(text)} >= {"title", "method"}
+    return {match.group(2) for match in re.finditer(keys, text)} >= {"title", "method"}
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:

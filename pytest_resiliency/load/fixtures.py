@@ -32,11 +32,11 @@ DEFAULT_START_TIMEOUT = 60.0
 
 def pytest_configure(config: pytest.Config) -> None:
     """Check the option at start-up: a bad value is a usage error, not a test error."""
-    from ..budget import BudgetError, parse_duration
-
     value = config.getoption("resiliency_load_start_timeout", None)
     seconds = DEFAULT_START_TIMEOUT
     if value is not None:
+        from ..budget import BudgetError, parse_duration  # only when set: start-up stays light
+
         try:
             seconds = parse_duration(value, "--resiliency-load-start-timeout")
         except BudgetError as exc:
