@@ -318,6 +318,7 @@ def experiment(request: pytest.FixtureRequest) -> Iterator[Experiment]:
     budget, criteria = request.node.stash.get(BUDGET, (Budget(), state.criteria))
     exp = Experiment(request.node.nodeid, budget, criteria, _HookRelay(request.config), state.max_operations)
     request.node.stash[EXPERIMENT] = exp
+    request.node.stash[OURS] = True  # also when requested dynamically: its reports are the plugin's
     set_current(exp)
     try:
         yield exp

@@ -189,12 +189,17 @@ def test_a_resiliency_test_report_is_scrubbed_and_its_neighbour_is_not(pytester:
 
         def test_theirs():
             assert "password=theirs0123456" == ""
+
+        def test_ours_dynamically(request):
+            request.getfixturevalue("experiment")
+            assert "password=dynamic0123456" == ""
         """
     )
     result = pytester.runpytest_subprocess(*LEAN, "-q", "-n", "2", "-p", "xdist")
-    result.assert_outcomes(failed=2)
+    result.assert_outcomes(failed=3)
     out = result.stdout.str()
     assert "ours0123456" not in out and "password=[redacted]" in out
+    assert "dynamic0123456" not in out
     assert "password=theirs0123456" in out
 
 
