@@ -260,12 +260,16 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
 def journal_path() -> Path:
     """The journal directory, as ``faults.journal.journal_dir()`` names it, without creating it or
     importing the fault machinery at start-up (a test keeps the two in step)."""
-    configured = os.environ.get("RESILIENCY_JOURNAL_DIR")
+    from .targets.fixtures import JOURNAL_ENV  # registered at start-up anyway (pytest_plugins)
+
+    configured = os.environ.get(JOURNAL_ENV)
     return Path(configured) if configured else Path(tempfile.gettempdir()) / f"pytest-resiliency-{os.getuid()}"
 
 
 def aws_mode(config: pytest.Config) -> str:
-    return str(config.getoption("resiliency_aws", None) or config.getini("resiliency_aws") or "moto")
+    from .aws.fixtures import _mode  # registered at start-up anyway (pytest_plugins)
+
+    return _mode(config)
 
 
 def header_line(config: pytest.Config, tests: int | None) -> str:
