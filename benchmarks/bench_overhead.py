@@ -167,12 +167,14 @@ def autoloaded() -> list[str]:
 
 def autoload_section(root: Path, mode: Mode, measure: Callable[[list[str], dict[str, str]], float], unit: str) -> None:
     print(f"\nother auto-loaded plugins, trivial run, {mode.name} ({unit}; cost = default - with it blocked)")
+    lean_env = {**mode.env, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
+    run(pytest_cmd("one"), root, mode.env)  # warm the bytecode cache of every plugin
+    run(pytest_cmd("one", "-p", "resiliency", "-p", "xdist", "-p", "html"), root, lean_env)
     full = measure(["one"], mode.env)
     print(f"  {'all auto-loaded (default)':<44} {full:10.1f}")
     for name in autoloaded():
         blocked = measure(["one", "-p", f"no:{name}"], mode.env)
         print(f"  {'-p no:' + name:<44} {blocked:10.1f}   costs {full - blocked:8.1f} ({(full - blocked) / full:6.1%})")
-    lean_env = {**mode.env, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
     lean = measure(["one", "-p", "resiliency", "-p", "xdist", "-p", "html"], lean_env)
     print(
         f"  {'PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 -p resiliency -p xdist -p html':<44} {lean:10.1f}"
@@ -190,6 +192,7 @@ def main() -> None:
     parser.add_argument("--instructions", action="store_true", help="also count instructions (valgrind)")
     parser.add_argument("--autoload", action="store_true", help="what the other auto-loaded plugins cost")
     parser.add_argument("--mode", choices=("writable", "dontwrite", "both"), default="both")
+    parser.add_argument("--no-cases", action="store_true", help="skip the with/without cases (e.g. --autoload only)")
     args = parser.parse_args()
     if args.instructions and shutil.which("valgrind") is None:
         raise SystemExit("--instructions needs valgrind (apt-get install valgrind)")
@@ -211,7 +214,7 @@ def main() -> None:
         print(f"python {sys.version.split()[0]}, pytest_resiliency from {package}")
         wanted = {"both": ("w", "P"), "writable": ("w",), "dontwrite": ("P",)}[args.mode]
         selected = [m for m in modes(root) if m.name.startswith(wanted)]
-        for mode in selected:
+        for mode in [] if args.no_cases else selected:
             cached = (package / "__pycache__").is_dir()
             note = "" if mode.name.startswith("w") else f" (the package has {'a' if cached else 'no'} __pycache__)"
             print(f"\n{mode.name}{note}")

@@ -252,9 +252,8 @@ def _uses_plugin_fixture(item: pytest.Item) -> bool:
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    error = item.stash.get(MARKER_ERROR, None)
-    if error is not None:
-        pytest.fail(f"invalid resiliency marker: {error}", pytrace=False)
+    if MARKER_ERROR in item.stash:  # ``in``, not ``get``: no KeyError raised for every plain test
+        pytest.fail(f"invalid resiliency marker: {item.stash[MARKER_ERROR]}", pytrace=False)
 
 
 def journal_path() -> Path:
@@ -292,7 +291,7 @@ def pytest_report_header(config: pytest.Config) -> str | None:
 def pytest_report_collectionfinish(config: pytest.Config, items: list[pytest.Item]) -> str | None:
     """After "collected N items", only when resiliency tests are among them (the xdist controller,
     which collects nothing, prints the line above its resiliency summary instead)."""
-    count = sum(1 for item in items if item.stash.get(OURS, False))
+    count = sum(1 for item in items if OURS in item.stash)
     return header_line(config, count) if count and aws_mode(config) != "real" else None
 
 
@@ -329,6 +328,10 @@ def experiment(request: pytest.FixtureRequest) -> Iterator[Experiment]:
     finally:
         errors = exp.finish(settle=False)  # a no-op when the test body ran: the call hook finished it
         set_current(None)
+        if exp.faults:
+            from .faults import termination
+
+            termination.settle()  # a watchdog may have reverted the last fault: SIGTERM back to default
         if exp.aborted:
             pytest.fail(f"aborted: {exp.aborted}", pytrace=False)
         if errors:
@@ -363,9 +366,9 @@ def _conclude(item: pytest.Item, exp: Experiment, body_failed: bool) -> str | No
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
-    exp = item.stash.get(EXPERIMENT, None)
-    if exp is None:
+    if EXPERIMENT not in item.stash:
         return (yield)
+    exp = item.stash[EXPERIMENT]
     try:
         result = yield
     except BaseException:
@@ -384,8 +387,9 @@ def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
-    if item.stash.get(OURS, False):
-        report.resiliency_scrub = True  # type: ignore[attr-defined]  # the collector scrubs it (xdist too)
+    if OURS not in item.stash:
+        return report  # every plain test's report, untouched
+    report.resiliency_scrub = True  # type: ignore[attr-defined]  # the collector scrubs it (xdist too)
     payload = item.stash.get(PAYLOAD, None)
     if (payload is not None and report.when == "call") or (
         payload is not None and report.when == "teardown" and item.stash[EXPERIMENT].aborted

@@ -8,6 +8,7 @@ a handler of the user's own, a SIGTERM that lands in the middle of an inject.
 from __future__ import annotations
 
 import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -74,6 +75,18 @@ def test_the_handler_is_there_only_while_a_fault_is_active() -> None:
         assert termination.installed()  # the outer fault is still acting
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
     assert termination.active_count() == 0
+
+
+def test_after_a_watchdog_reverted_the_last_fault_settle_restores_the_default() -> None:
+    """Only the main thread may set handlers: the experiment fixture's teardown calls settle()."""
+    fault = faults.custom(lambda: None, lambda: None, name="short", max_duration="50ms").inject()
+    assert termination.installed()
+    deadline = time.monotonic() + 5
+    while fault.active and time.monotonic() < deadline:  # the watchdog thread reverts it
+        time.sleep(0.01)
+    assert not fault.active and termination.active_count() == 0
+    termination.settle()
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
 
 
 def test_a_failed_inject_leaves_the_default_disposition() -> None:

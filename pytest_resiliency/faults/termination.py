@@ -75,6 +75,13 @@ def fault_ended(fault: Any) -> None:
         _uninstall()
 
 
+def settle() -> None:
+    """Hand SIGTERM back if the last fault ended in another thread (a watchdog): main thread only."""
+    with _lock:
+        if not _active and not _pending:
+            _uninstall()
+
+
 def _install() -> None:
     global _installed
     if not _main_thread():  # only the main thread may set handlers; a later main-thread fault will

@@ -101,10 +101,12 @@ class ResultCollector:
         plugin's fixtures), flagged on the report where it was made, so it works under xdist.
         Other tests' reports are left as pytest made them unless ``resiliency_scrub_all_reports``.
         """
+        # Every report of ours carries ``resiliency_scrub`` (a payload only rides on ours); looked up
+        # in ``__dict__`` because a plain report has neither and getattr would raise for each.
+        if "resiliency_scrub" not in report.__dict__ and not self.scrub_all:
+            return
+        scrub_report(report)
         payload = getattr(report, "resiliency", None)
-        if self.scrub_all or payload is not None or getattr(report, "resiliency_scrub", False):
-            scrub_report(report)
-            payload = getattr(report, "resiliency", None)
         if payload is None:
             return
         if report.when == "teardown":  # an aborted experiment: its teardown ERROR is the outcome
