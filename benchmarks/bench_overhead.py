@@ -193,6 +193,7 @@ def main() -> None:
     parser.add_argument("--autoload", action="store_true", help="what the other auto-loaded plugins cost")
     parser.add_argument("--mode", choices=("writable", "dontwrite", "both"), default="both")
     parser.add_argument("--no-cases", action="store_true", help="skip the with/without cases (e.g. --autoload only)")
+    parser.add_argument("--case", default="", help="only the cases whose name contains this (e.g. 'tests run')")
     args = parser.parse_args()
     if args.instructions and shutil.which("valgrind") is None:
         raise SystemExit("--instructions needs valgrind (apt-get install valgrind)")
@@ -219,6 +220,8 @@ def main() -> None:
             note = "" if mode.name.startswith("w") else f" (the package has {'a' if cached else 'no'} __pycache__)"
             print(f"\n{mode.name}{note}")
             for name, case in cases:
+                if args.case not in name:
+                    continue
                 if args.instructions:
                     compare_instructions(name, root, mode.env, case, [*case, *OFF])
                 if args.rounds:
