@@ -150,3 +150,40 @@ def test_sigterm_during_an_inject_waits_for_it_then_reverts(
         "second reverted",
         "first reverted",
     ]
+
+
+INNER_NO_WITH = """
+import os, signal, time
+from pathlib import Path
+import pytest
+from pytest_resiliency import faults
+
+LOG = Path(os.environ["TERM_LOG"])
+
+def note(what):
+    with LOG.open("a") as f:
+        f.write(what + "\\n")
+
+@pytest.mark.resiliency()
+@pytest.mark.parametrize("i", range(4))
+def test_fault(i, experiment):
+    if i != 0:
+        return
+    experiment.inject(faults.custom(lambda: note("injected"), lambda: note("reverted"), name="marker"))
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(30)
+    note("not interrupted")
+"""
+
+
+def test_a_fault_left_to_the_experiment_is_reverted_at_teardown_under_xdist(
+    pytester: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No ``with`` block: SIGTERM unwinds into pytest, the experiment reverts, then the worker dies."""
+    log = tmp_path / "log"
+    monkeypatch.setenv("TERM_LOG", str(log))
+    pytester.makepyfile(test_inner=INNER_NO_WITH)
+    result = pytester.runpytest_subprocess(*LEAN, "-p", "xdist", "-n", "2", "-q", timeout=120)
+    assert result.ret == pytest.ExitCode.TESTS_FAILED, result.stdout.str()  # not 2: the session went on
+    result.assert_outcomes(passed=3, failed=1)
+    assert log.read_text().split() == ["injected", "reverted"]
