@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import signal
 import time
-from pathlib import Path
 
 import pytest
 from test_do_no_harm import LEAN, NO_XDIST
@@ -17,7 +16,8 @@ from test_do_no_harm import LEAN, NO_XDIST
 from pytest_resiliency import faults
 from pytest_resiliency.faults import termination
 
-INNER = """
+# Inner tests note what happens to a file, since the process itself dies of SIGTERM.
+PREAMBLE = """
 import os, signal, time
 from pathlib import Path
 import pytest
@@ -28,7 +28,11 @@ LOG = Path(os.environ["TERM_LOG"])
 def note(what):
     with LOG.open("a") as f:
         f.write(what + "\\n")
+"""
 
+INNER = (
+    PREAMBLE
+    + """
 @pytest.mark.parametrize("i", range(4))
 def test_fault(i):
     if i != 0:
@@ -38,30 +42,39 @@ def test_fault(i):
         time.sleep(30)
         note("not interrupted")
 """
+)
+
+
+XDIST = ["-p", "xdist", "-n", "2"]
+
+
+def run_inner(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, source: str, *args: str
+) -> tuple[pytest.RunResult, list[str]]:
+    """Run ``source`` in a real pytest process; return its result and the lines it noted."""
+    log = pytester.path / "noted.log"
+    monkeypatch.setenv("TERM_LOG", str(log))
+    pytester.makepyfile(test_inner=source)
+    result = pytester.runpytest_subprocess(*LEAN, *args, "-q", timeout=120)
+    return result, log.read_text().splitlines() if log.exists() else []
 
 
 def test_sigterm_reverts_the_fault_then_pytest_dies_of_sigterm(
-    pytester: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    log = tmp_path / "log"
-    monkeypatch.setenv("TERM_LOG", str(log))
-    pytester.makepyfile(test_inner=INNER)
-    result = pytester.runpytest_subprocess(*LEAN, *NO_XDIST, "-q", timeout=60)
+    result, noted = run_inner(pytester, monkeypatch, INNER, *NO_XDIST)
     assert result.ret == -signal.SIGTERM, result.stdout.str()  # exit status 143, as without the plugin
-    assert log.read_text().split() == ["injected", "reverted"]
+    assert noted == ["injected", "reverted"]
 
 
 def test_sigterm_in_an_xdist_worker_reverts_and_xdist_replaces_the_worker(
-    pytester: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    log = tmp_path / "log"
-    monkeypatch.setenv("TERM_LOG", str(log))
-    pytester.makepyfile(test_inner=INNER)
-    result = pytester.runpytest_subprocess(*LEAN, "-p", "xdist", "-n", "2", "-q", timeout=120)
+    result, noted = run_inner(pytester, monkeypatch, INNER, *XDIST)
     assert result.ret == pytest.ExitCode.TESTS_FAILED, result.stdout.str()  # not 2: the session went on
     result.assert_outcomes(passed=3, failed=1)
     result.stdout.fnmatch_lines(["*worker 'gw*' crashed while running 'test_inner.py::test_fault[[]0[]]'*"])
-    assert log.read_text().split() == ["injected", "reverted"]
+    assert noted == ["injected", "reverted"]
 
 
 def test_the_handler_is_there_only_while_a_fault_is_active() -> None:
@@ -112,58 +125,32 @@ def test_a_handler_of_the_users_own_is_left_alone() -> None:
 
 
 def test_sigterm_during_an_inject_waits_for_it_then_reverts(
-    pytester: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A fault is never left half-applied: the inject completes, is reverted, then SIGTERM ends pytest."""
-    log = tmp_path / "log"
-    monkeypatch.setenv("TERM_LOG", str(log))
-    pytester.makepyfile(
-        test_inner="""
-        import os, signal, time
-        from pathlib import Path
-        from pytest_resiliency import faults
+    source = (
+        PREAMBLE
+        + """
+def slow_inject():
+    note("inject started")
+    os.kill(os.getpid(), signal.SIGTERM)  # arrives while the second fault is being injected
+    time.sleep(0.2)
+    note("inject finished")
 
-        LOG = Path(os.environ["TERM_LOG"])
-
-        def note(what):
-            with LOG.open("a") as f:
-                f.write(what + "\\n")
-
-        def slow_inject():
-            note("inject started")
-            os.kill(os.getpid(), signal.SIGTERM)  # arrives while the second fault is being injected
-            time.sleep(0.2)
-            note("inject finished")
-
-        def test_fault():
-            with faults.custom(lambda: note("first injected"), lambda: note("first reverted"), name="first"):
-                with faults.custom(slow_inject, lambda: note("second reverted"), name="second"):
-                    note("body ran")
-        """
+def test_fault():
+    with faults.custom(lambda: note("first injected"), lambda: note("first reverted"), name="first"):
+        with faults.custom(slow_inject, lambda: note("second reverted"), name="second"):
+            note("body ran")
+"""
     )
-    result = pytester.runpytest_subprocess(*LEAN, *NO_XDIST, "-q", timeout=60)
+    result, noted = run_inner(pytester, monkeypatch, source, *NO_XDIST)
     assert result.ret == -signal.SIGTERM, result.stdout.str()
-    assert log.read_text().split("\n")[:-1] == [
-        "first injected",
-        "inject started",
-        "inject finished",
-        "second reverted",
-        "first reverted",
-    ]
+    assert noted == ["first injected", "inject started", "inject finished", "second reverted", "first reverted"]
 
 
-INNER_NO_WITH = """
-import os, signal, time
-from pathlib import Path
-import pytest
-from pytest_resiliency import faults
-
-LOG = Path(os.environ["TERM_LOG"])
-
-def note(what):
-    with LOG.open("a") as f:
-        f.write(what + "\\n")
-
+INNER_NO_WITH = (
+    PREAMBLE
+    + """
 @pytest.mark.resiliency()
 @pytest.mark.parametrize("i", range(4))
 def test_fault(i, experiment):
@@ -174,16 +161,14 @@ def test_fault(i, experiment):
     time.sleep(30)
     note("not interrupted")
 """
+)
 
 
 def test_a_fault_left_to_the_experiment_is_reverted_at_teardown_under_xdist(
-    pytester: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """No ``with`` block: SIGTERM unwinds into pytest, the experiment reverts, then the worker dies."""
-    log = tmp_path / "log"
-    monkeypatch.setenv("TERM_LOG", str(log))
-    pytester.makepyfile(test_inner=INNER_NO_WITH)
-    result = pytester.runpytest_subprocess(*LEAN, "-p", "xdist", "-n", "2", "-q", timeout=120)
+    result, noted = run_inner(pytester, monkeypatch, INNER_NO_WITH, *XDIST)
     assert result.ret == pytest.ExitCode.TESTS_FAILED, result.stdout.str()  # not 2: the session went on
     result.assert_outcomes(passed=3, failed=1)
-    assert log.read_text().split() == ["injected", "reverted"]
+    assert noted == ["injected", "reverted"]
