@@ -7,30 +7,29 @@ fixtures that need them, when a test asks for them.
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Generator, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .budget import (
-    DEFAULT_RECOVERY_SUCCESSES,
-    DEFAULT_RECOVERY_WINDOW,
-    DEFAULT_TIMEOUT,
-    MARKER_ARGUMENTS,
-    Budget,
-    BudgetError,
-    Criteria,
-    parse_duration,
-    parse_marker,
-)
-
 if TYPE_CHECKING:
+    from .budget import Budget, Criteria
     from .experiment import Experiment
 
-# Mirrors timeline.DEFAULT_MAX_OPERATIONS (checked by a test) so start-up does not import it.
-DEFAULT_MAX_OPERATIONS = 5_000_000
+# Start-up imports nothing of the package beyond these modules: constants that mirror other
+# modules live here (tests/test_plugin.py keeps them equal) and the budget parser loads on first use.
+DEFAULT_MAX_OPERATIONS = 5_000_000  # timeline.DEFAULT_MAX_OPERATIONS
+DEFAULT_RECOVERY_SUCCESSES = 5  # budget.DEFAULT_RECOVERY_SUCCESSES
+DEFAULT_RECOVERY_WINDOW = 1.0  # budget.DEFAULT_RECOVERY_WINDOW
+DEFAULT_TIMEOUT = 60.0  # budget.DEFAULT_TIMEOUT
+MARKER_ARGUMENTS = (  # budget.MARKER_ARGUMENTS
+    *("rto", "rpo", "rpo_writes", "error_rate", "p99", "alert_within"),
+    *("recovery_successes", "recovery_window", "timeout", "disruption", "tier"),
+)
+CRITERIA_SETTINGS = ("recovery_successes", "recovery_window", "timeout")
 
 # Fixtures, options and hooks of each capability live beside it; each of these modules
 # must import nothing heavy at module level (boto3, moto and locust load inside fixtures).
@@ -43,27 +42,41 @@ pytest_plugins = [
     "pytest_resiliency.report.integrations",
 ]
 
+# Only the markers the plugin owns. Selection markers (aws, slow...) belong to the suites that
+# use them: registering generic names here would hide a forgotten registration from
+# --strict-markers in every suite of the environment.
 MARKERS = {
     "resiliency": f"resiliency({', '.join(a + '=...' for a in MARKER_ARGUMENTS)}): "
     "the test is a resiliency experiment with these NFR budgets",
-    "aws": "the experiment acts on AWS resources (moto by default, real AWS only when allow-listed)",
-    "local": "the experiment acts on local processes and resources only",
-    "network": "the experiment injects network faults (fault proxy, nftables)",
-    "destructive": "the experiment kills, fills or breaks something it does not own",
-    "slow": "the experiment takes more than a few seconds",
 }
 
 
-@dataclass
 class SessionState:
-    """Per-process plugin state, kept in ``config.stash``."""
+    """Per-process plugin state, kept in ``config.stash``.
 
-    criteria: Criteria
-    max_operations: int
+    The recovery criteria are parsed when first needed (a run without resiliency tests never
+    needs them), or at configure when an option sets them, so a bad value is a usage error.
+    """
 
+    def __init__(self, config: pytest.Config, max_operations: int) -> None:
+        self._config = config
+        self._criteria: Criteria | None = None
+        self.max_operations = max_operations
+
+    @property
+    def criteria(self) -> Criteria:
+        if self._criteria is None:
+            self._criteria = _criteria(self._config)
+        return self._criteria
+
+
+# The plugin's fixtures: a test that uses one is a resiliency test (its reports are scrubbed).
+PLUGIN_FIXTURES = frozenset({"experiment", "load", "aws", "service", "proxy", "netns", "resiliency_moto_server"})
+SCRUB_ALL_INI = "resiliency_scrub_all_reports"
 
 STATE = pytest.StashKey[SessionState]()
-BUDGET = pytest.StashKey[tuple[Budget, Criteria]]()
+OURS = pytest.StashKey[bool]()
+BUDGET = pytest.StashKey[tuple["Budget", "Criteria"]]()
 EXPERIMENT = pytest.StashKey["Experiment"]()
 PAYLOAD = pytest.StashKey[dict[str, Any]]()
 MARKER_ERROR = pytest.StashKey[str]()
@@ -103,6 +116,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
             f"operations kept per test before evidence is dropped (default {DEFAULT_MAX_OPERATIONS})",
         ),
     )
+    parser.addini(
+        SCRUB_ALL_INI,
+        "scrub secrets from the reports of every test, not only of resiliency tests, experiment files "
+        "and the plugin's own outputs (default false)",
+        type="bool",
+        default=False,
+    )
     for name, metavar, text in options:
         group.addoption(f"--resiliency-{name.replace('_', '-')}", metavar=metavar, default=None, help=text)
         parser.addini(f"resiliency_{name}", text + "; the marker and the command line win", default=None)
@@ -120,32 +140,35 @@ def _whole(value: Any, name: str, minimum: int) -> int:
     except ValueError:
         number = minimum - 1
     if number < minimum:
-        raise BudgetError(f"{name}={value!r} must be a whole number >= {minimum}")
+        raise pytest.UsageError(f"pytest-resiliency option: {name}={value!r} must be a whole number >= {minimum}")
     return number
 
 
 def _criteria(config: pytest.Config) -> Criteria:
+    from .budget import BudgetError, Criteria, parse_duration
+
     successes = _setting(config, "recovery_successes")
     window = _setting(config, "recovery_window")
     timeout = _setting(config, "timeout")
-    return Criteria(
-        successes=DEFAULT_RECOVERY_SUCCESSES if successes is None else _whole(successes, "recovery_successes", 1),
-        window=DEFAULT_RECOVERY_WINDOW if window is None else parse_duration(window, "recovery_window"),
-        timeout=DEFAULT_TIMEOUT if timeout is None else parse_duration(timeout, "timeout"),
-    )
+    try:
+        return Criteria(
+            successes=DEFAULT_RECOVERY_SUCCESSES if successes is None else _whole(successes, "recovery_successes", 1),
+            window=DEFAULT_RECOVERY_WINDOW if window is None else parse_duration(window, "recovery_window"),
+            timeout=DEFAULT_TIMEOUT if timeout is None else parse_duration(timeout, "timeout"),
+        )
+    except BudgetError as exc:
+        raise pytest.UsageError(f"pytest-resiliency option: {exc}") from None
 
 
 def pytest_configure(config: pytest.Config) -> None:
     for name, text in MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {text}" if not text.startswith(name) else text)
-    try:
-        criteria = _criteria(config)
-        max_ops = _setting(config, "max_operations")
-        max_operations = DEFAULT_MAX_OPERATIONS if max_ops is None else _whole(max_ops, "max_operations", 1)
-    except BudgetError as exc:
-        raise pytest.UsageError(f"pytest-resiliency option: {exc}") from None
+    max_ops = _setting(config, "max_operations")
+    max_operations = DEFAULT_MAX_OPERATIONS if max_ops is None else _whole(max_ops, "max_operations", 1)
+    state = config.stash[STATE] = SessionState(config, max_operations)
+    if any(_setting(config, name) is not None for name in CRITERIA_SETTINGS):
+        state.criteria  # noqa: B018 - set by the user: check it now, a bad value is a usage error
     journal = config.getoption("resiliency_json")
-    config.stash[STATE] = SessionState(criteria=criteria, max_operations=max_operations)
     if not hasattr(config, "workerinput"):  # xdist workers send reports; the controller writes
         from .report.collector import ResultCollector
 
@@ -155,6 +178,7 @@ def pytest_configure(config: pytest.Config) -> None:
                 config,
                 Path(journal).resolve() if journal else None,
                 Path(summary_md).resolve() if summary_md else None,
+                scrub_all=bool(config.getini(SCRUB_ALL_INI)),
             ),
             "resiliency-collector",
         )
@@ -183,11 +207,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         found = _marker_kwargs(item)
         if found is None:
+            if _uses_plugin_fixture(item):
+                item.stash[OURS] = True
             continue
-        try:
-            item.stash[BUDGET] = parse_marker(*found, defaults=state.criteria)
-        except BudgetError as exc:
-            errors.append(f"{item.nodeid}: @pytest.mark.resiliency: {exc}")
+        item.stash[OURS] = True
+        error = _parse_budget(item, found, state.criteria)
+        if error is not None:
+            errors.append(f"{item.nodeid}: @pytest.mark.resiliency: {error}")
             item.stash[MARKER_ERROR] = errors[-1]
             continue
         fixturenames = getattr(item, "fixturenames", None)
@@ -199,11 +225,76 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         raise pytest.UsageError("invalid resiliency marker:\n  " + "\n  ".join(errors))
 
 
+def _parse_budget(item: pytest.Item, found: tuple[tuple[Any, ...], dict[str, Any]], criteria: Criteria) -> str | None:
+    """Store the item's budget; return what is wrong with its marker, if anything."""
+    from .budget import BudgetError, parse_marker
+
+    try:
+        item.stash[BUDGET] = parse_marker(*found, defaults=criteria)
+    except BudgetError as exc:
+        return str(exc)
+    return None
+
+
+def _uses_plugin_fixture(item: pytest.Item) -> bool:
+    """Whether the test requests one of this plugin's fixtures (not a same-named fixture of its own)."""
+    names = PLUGIN_FIXTURES.intersection(getattr(item, "fixturenames", ()))
+    if not names:
+        return False
+    definitions = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
+    for name in names:
+        defs = definitions.get(name)
+        if not defs:
+            continue
+        module = getattr(defs[-1].func, "__module__", "") or ""
+        if module.startswith("pytest_resiliency."):
+            return True
+    return False
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    error = item.stash.get(MARKER_ERROR, None)
-    if error is not None:
-        pytest.fail(f"invalid resiliency marker: {error}", pytrace=False)
+    if MARKER_ERROR in item.stash:  # ``in``, not ``get``: no KeyError raised for every plain test
+        pytest.fail(f"invalid resiliency marker: {item.stash[MARKER_ERROR]}", pytrace=False)
+
+
+def journal_path() -> Path:
+    """The journal directory, as ``faults.journal.journal_dir()`` names it, without creating it or
+    importing the fault machinery at start-up (a test keeps the two in step)."""
+    from .targets.fixtures import JOURNAL_ENV  # registered at start-up anyway (pytest_plugins)
+
+    configured = os.environ.get(JOURNAL_ENV)
+    return Path(configured) if configured else Path(tempfile.gettempdir()) / f"pytest-resiliency-{os.getuid()}"
+
+
+def aws_mode(config: pytest.Config) -> str:
+    from .aws.fixtures import _mode  # registered at start-up anyway (pytest_plugins)
+
+    return _mode(config)
+
+
+def header_line(config: pytest.Config, tests: int | None) -> str:
+    """One line of context for a run with resiliency tests: AWS mode (loud when real), criteria, journal."""
+    criteria = config.stash[STATE].criteria
+    mode = aws_mode(config)
+    aws = "AWS REAL: faults act on real resources of the allow-listed accounts" if mode == "real" else f"AWS {mode}"
+    what = "" if tests is None else f"{tests} test{'s' if tests != 1 else ''}, "
+    return (
+        f"resiliency: {what}{aws}, recovered = {criteria.successes} successes in a row and "
+        f"{criteria.window:g}s without failure (timeout {criteria.timeout:g}s), journal {journal_path()}"
+    )
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    """Real AWS is announced before anything runs, whatever is collected: it is never a surprise."""
+    return header_line(config, None) if aws_mode(config) == "real" else None
+
+
+def pytest_report_collectionfinish(config: pytest.Config, items: list[pytest.Item]) -> str | None:
+    """After "collected N items", only when resiliency tests are among them (the xdist controller,
+    which collects nothing, prints the line above its resiliency summary instead)."""
+    count = sum(1 for item in items if OURS in item.stash)
+    return header_line(config, count) if count and aws_mode(config) != "real" else None
 
 
 class _HookRelay:
@@ -225,18 +316,24 @@ def experiment(request: pytest.FixtureRequest) -> Iterator[Experiment]:
 
     Faults used as context managers inside the test record into it on their own.
     """
+    from .budget import Budget
     from .experiment import Experiment, set_current
 
     state = request.config.stash[STATE]
     budget, criteria = request.node.stash.get(BUDGET, (Budget(), state.criteria))
     exp = Experiment(request.node.nodeid, budget, criteria, _HookRelay(request.config), state.max_operations)
     request.node.stash[EXPERIMENT] = exp
+    request.node.stash[OURS] = True  # also when requested dynamically: its reports are the plugin's
     set_current(exp)
     try:
         yield exp
     finally:
         errors = exp.finish(settle=False)  # a no-op when the test body ran: the call hook finished it
         set_current(None)
+        if exp.faults:
+            from .faults import termination
+
+            termination.settle()  # a watchdog may have reverted the last fault: SIGTERM back to default
         if exp.aborted:
             pytest.fail(f"aborted: {exp.aborted}", pytrace=False)
         if errors:
@@ -271,9 +368,9 @@ def _conclude(item: pytest.Item, exp: Experiment, body_failed: bool) -> str | No
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
-    exp = item.stash.get(EXPERIMENT, None)
-    if exp is None:
+    if EXPERIMENT not in item.stash:
         return (yield)
+    exp = item.stash[EXPERIMENT]
     try:
         result = yield
     except BaseException:
@@ -292,6 +389,9 @@ def pytest_runtest_makereport(
     item: pytest.Item, call: pytest.CallInfo[None]
 ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
+    if OURS not in item.stash:
+        return report  # every plain test's report, untouched
+    report.resiliency_scrub = True  # type: ignore[attr-defined]  # the collector scrubs it (xdist too)
     payload = item.stash.get(PAYLOAD, None)
     if (payload is not None and report.when == "call") or (
         payload is not None and report.when == "teardown" and item.stash[EXPERIMENT].aborted

@@ -148,12 +148,21 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
             subprocess.run(["umount", "-l", str(mount)], check=False)
 
 
+# The selection markers of this suite (``pytest -m "resiliency and not aws"``). A suite owns its
+# selection markers: the plugin registers only ``resiliency`` and ``ctk``.
+SELECTION_MARKERS = {
+    "aws": "the experiment acts on AWS resources (moto by default, real AWS only when allow-listed)",
+    "local": "the experiment acts on local processes and resources only",
+    "network": "the experiment injects network faults (fault proxy, nftables)",
+    "destructive": "the experiment kills, fills or breaks something it does not own",
+    "slow": "the experiment takes more than a few seconds",
+    "datastore": "experiments against real Redis, PostgreSQL, etcd and HAProxy servers (Debian packages)",
+}
+
+
 def pytest_configure(config: pytest.Config) -> None:
-    """The suite's own selection markers (registered here, not by the plugin)."""
-    config.addinivalue_line(
-        "markers",
-        "datastore: experiments against real Redis, PostgreSQL, etcd and HAProxy servers (Debian packages)",
-    )
+    for name, text in SELECTION_MARKERS.items():
+        config.addinivalue_line("markers", f"{name}: {text}")
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: pytest.Config) -> None:

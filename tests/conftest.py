@@ -11,6 +11,13 @@ from pathlib import Path
 import pytest
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """The selection markers of the plugin's own tests (the plugin registers only its own markers)."""
+    config.addinivalue_line("markers", "slow: takes more than a few seconds (real processes, locust, browsers)")
+    config.addinivalue_line("markers", "aws: runs against the embedded moto server")
+    config.addinivalue_line("markers", "destructive: kills, fills or breaks processes the test started")
+
+
 @pytest.fixture
 def tmpfs(tmp_path: Path) -> Iterator[Callable[[str], Path]]:
     """Factory of private tmpfs mounts (``tmpfs("8m")``), so filling one touches no one's disk.

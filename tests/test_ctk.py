@@ -264,8 +264,9 @@ def test_bad_experiment_files_are_collection_errors_naming_the_file(ctk: pytest.
     write(ctk, "fixtures.experiment.json", {**good, "extensions": [{"name": "resiliency", "fixtures": "aws"}]})
     write(ctk, "untitled.experiment.json", {**good, "title": " "})
     write(ctk, "tags.experiment.json", {**good, "tags": "aws"})
-    (ctk.path / "broken.experiment.json").write_text("{not json")
-    (ctk.path / "broken.experiment.yaml").write_text("title: [unclosed")
+    # Broken, but recognisably experiments (a title and a method): reported, not skipped.
+    (ctk.path / "broken.experiment.json").write_text('{"title": "x", "method": [')
+    (ctk.path / "broken.experiment.yaml").write_text("title: [unclosed\nmethod: []\n")
     result = ctk.runpytest(*FAST)
     result.assert_outcomes(errors=7)
     result.stdout.fnmatch_lines_random(

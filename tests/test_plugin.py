@@ -205,28 +205,25 @@ def test_bad_marker_arguments_under_xdist_error_each_test_without_traceback(pyte
     assert "INTERNALERROR" not in result.stdout.str()
 
 
-def test_selection_markers_are_registered_for_strict_markers(pytester: pytest.Pytester) -> None:
-    pytester.makepyfile(
-        """
-        import pytest
-
-        @pytest.mark.aws
-        @pytest.mark.local
-        @pytest.mark.network
-        @pytest.mark.destructive
-        @pytest.mark.slow
-        def test_all():
-            pass
-
-        @pytest.mark.local
-        def test_local():
-            pass
-        """
-    )
-    result = pytester.runpytest("--strict-markers", "-m", "local and not aws")
-    result.assert_outcomes(passed=1, deselected=1)
+def test_the_plugin_registers_only_its_own_markers(pytester: pytest.Pytester) -> None:
+    """``resiliency`` and ``ctk`` are ours; selection markers belong to the suites that use them."""
     result = pytester.runpytest("--markers")
-    result.stdout.fnmatch_lines(["@pytest.mark.resiliency(rto=..., rpo=..., *", "@pytest.mark.aws: *"])
+    result.stdout.fnmatch_lines(["@pytest.mark.resiliency(rto=..., rpo=..., *"])
+    result.stdout.fnmatch_lines(["@pytest.mark.ctk: *"])
+    for generic in ("aws", "local", "network", "destructive", "slow"):
+        assert f"@pytest.mark.{generic}:" not in result.stdout.str()
+
+
+def test_the_example_suite_registers_its_selection_markers(pytester: pytest.Pytester) -> None:
+    """``pytest -m "resiliency and not aws"`` keeps working under the repository's --strict-markers."""
+    repo = Path(__file__).resolve().parents[1]
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", f"--rootdir={repo}", "-c", str(repo / "pytest.ini"), "--markers",
+        str(repo / "resiliency_tests"),
+    )  # fmt: skip
+    assert result.ret == 0, result.stdout.str()
+    for name in ("aws", "local", "network", "destructive", "slow"):
+        result.stdout.fnmatch_lines([f"@pytest.mark.{name}: *"])
 
 
 PRECEDENCE = """
@@ -543,10 +540,46 @@ def test_plugin_import_stays_light() -> None:
     assert "pytest_resiliency.plugin" in imported
 
 
-def test_plugin_default_mirrors_the_timeline_default() -> None:
-    from pytest_resiliency import plugin, timeline
+def test_plugin_constants_mirror_the_modules_it_does_not_import_at_start_up() -> None:
+    from pytest_resiliency import budget, plugin, timeline
+    from pytest_resiliency.faults import journal
+    from pytest_resiliency.targets import fixtures
 
     assert plugin.DEFAULT_MAX_OPERATIONS == timeline.DEFAULT_MAX_OPERATIONS
+    assert plugin.MARKER_ARGUMENTS == budget.MARKER_ARGUMENTS
+    assert (plugin.DEFAULT_RECOVERY_SUCCESSES, plugin.DEFAULT_RECOVERY_WINDOW, plugin.DEFAULT_TIMEOUT) == (
+        budget.DEFAULT_RECOVERY_SUCCESSES,
+        budget.DEFAULT_RECOVERY_WINDOW,
+        budget.DEFAULT_TIMEOUT,
+    )
+    assert fixtures.JOURNAL_ENV == journal.ENV_DIR
+    assert plugin.journal_path() == journal.journal_dir()
+
+
+def test_start_up_imports_only_the_registration_modules() -> None:
+    """A run without resiliency tests imports nothing of the package beyond what registers hooks."""
+    code = (
+        "import sys, pytest; pytest.main(['-q', '-p', 'no:cacheprovider', '--co', sys.argv[1]]); "
+        "print(' '.join(sorted(m for m in sys.modules if m.startswith('pytest_resiliency'))))"
+    )
+    empty = Path(__file__).parent / "load_servers.py"  # any module without tests
+    out = subprocess.run([sys.executable, "-c", code, str(empty)], capture_output=True, text=True, check=False)
+    loaded = set(out.stdout.split("\n")[-2].split())
+    assert loaded == {
+        "pytest_resiliency",
+        "pytest_resiliency.plugin",
+        "pytest_resiliency.hookspecs",
+        "pytest_resiliency.targets",
+        "pytest_resiliency.targets.fixtures",
+        "pytest_resiliency.load",
+        "pytest_resiliency.load.fixtures",
+        "pytest_resiliency.aws",
+        "pytest_resiliency.aws.fixtures",
+        "pytest_resiliency.ctk",
+        "pytest_resiliency.ctk.collect",
+        "pytest_resiliency.report",
+        "pytest_resiliency.report.collector",
+    }, out.stdout + out.stderr
 
 
 def test_writes_acknowledged_after_the_read_back_are_not_lost(pytester: pytest.Pytester) -> None:

@@ -64,6 +64,9 @@ def test_planted_credentials_are_in_no_report(pytester: pytest.Pytester, monkeyp
         "junit_logging=all",
         "--resiliency-json=journal.json",
         "--resiliency-summary-md=summary.md",
+        # The plain test's report is scrubbed only on request (do no harm); the resiliency test's always.
+        "-o",
+        "resiliency_scrub_all_reports=true",
     )
     result.assert_outcomes(failed=2)
     planted = [*SECRETS.values(), URL_PASSWORD, BEARER, QUERY_TOKEN]

@@ -1,11 +1,18 @@
 """Collection of Chaos Toolkit experiment files (``*.experiment.json``/``.yaml``) as pytest items.
 
+A file is collected only when it is an experiment (a mapping with ``title`` and ``method``)
+or matches the user's ``resiliency_experiment_files`` patterns; any other file with the same
+suffix is left to pytest and other plugins, silently. Tags become markers only for the
+experiment files collected, so ``--strict-markers`` judges every other suite as before.
+
 Imported at pytest start-up (``plugin.pytest_plugins``): only the standard library and
 pytest here; the item, the file parser and chaoslib load when an experiment file is found.
 """
 
 from __future__ import annotations
 
+import json
+import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -16,6 +23,11 @@ if TYPE_CHECKING:
     from .item import ExperimentItem
 
 DEFAULT_PATTERNS = ("*.experiment.json", "*.experiment.yaml", "*.experiment.yml")
+SNIFF_BYTES = 1 << 20  # an experiment file is a few KiB; a bigger file is judged by its first MiB
+# Top-level keys of a block-style YAML mapping (column 0), or any key of a flow/JSON-style one.
+# Patterns, not compiled here: ``re`` compiles (and caches) them when a candidate file is found.
+_BLOCK_KEYS = r"""(?m)^(["']?)(title|method)\1[ \t]*:"""
+_FLOW_KEYS = r"""(["']?)\b(title|method)\1\s*:"""
 # Tags that would change what pytest does (skip it, parametrize it...) or that already mean
 # something here become ``ctk_<tag>`` markers instead.
 RESERVED_TAGS = frozenset(
@@ -29,8 +41,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     options.addoption(parser)
     parser.addini(
         "resiliency_experiment_files",
-        "glob patterns of Chaos Toolkit experiment files collected as tests, besides "
-        f"{', '.join(DEFAULT_PATTERNS)} (matched against the path's end, e.g. chaos/*.json)",
+        "glob patterns of Chaos Toolkit experiment files collected as tests (matched against the path's end, "
+        f"e.g. chaos/*.json); besides these, {', '.join(DEFAULT_PATTERNS)} files are collected when they "
+        "have a title and a method",
         type="args",
         default=[],
     )
@@ -43,15 +56,44 @@ def pytest_configure(config: pytest.Config) -> None:
     options_of(config)  # a bad --ctk-* option is a usage error before anything runs
 
 
-def _is_experiment_file(file_path: Path, config: pytest.Config) -> bool:
-    patterns = (*DEFAULT_PATTERNS, *config.getini("resiliency_experiment_files"))
-    return any(file_path.match(pattern) for pattern in patterns)
+def _declared(file_path: Path, config: pytest.Config) -> bool:
+    """Matched by the user's own ``resiliency_experiment_files`` patterns: an experiment by declaration."""
+    return any(file_path.match(pattern) for pattern in config.getini("resiliency_experiment_files"))
+
+
+def looks_like_experiment(file_path: Path) -> bool:
+    """Whether a ``*.experiment.*`` file is a Chaos Toolkit experiment: a mapping with ``title`` and ``method``.
+
+    Cheap (no YAML parser, no chaoslib): valid JSON is checked exactly; anything else by its
+    top-level keys, so a misspelt experiment still reaches the parser and is reported, while
+    a data file that merely shares the suffix (``baseline.experiment.yaml: lr: 0.1``) is left
+    alone, silently.
+    """
+    try:
+        with file_path.open("rb") as handle:
+            head = handle.read(SNIFF_BYTES + 1)
+        text = head[:SNIFF_BYTES].decode("utf-8")
+    except (OSError, UnicodeDecodeError):
+        return False  # not text: not an experiment (a cut multi-byte character at the limit is no loss)
+    if file_path.suffix == ".json" and len(head) <= SNIFF_BYTES:
+        try:
+            data = json.loads(text)
+        except ValueError:
+            pass  # invalid JSON: judged by its keys below, so a broken experiment is reported
+        else:
+            return isinstance(data, dict) and "title" in data and "method" in data
+    keys = _FLOW_KEYS if text.lstrip().startswith("{") else _BLOCK_KEYS
+    return {match.group(2) for match in re.finditer(keys, text)} >= {"title", "method"}
 
 
 def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Collector | None:
-    if file_path.suffix not in (".json", ".yaml", ".yml") or not _is_experiment_file(file_path, parent.config):
+    if file_path.suffix not in (".json", ".yaml", ".yml"):
         return None
-    return ExperimentFile.from_parent(parent, path=file_path)
+    if _declared(file_path, parent.config) or (
+        any(file_path.match(pattern) for pattern in DEFAULT_PATTERNS) and looks_like_experiment(file_path)
+    ):
+        return ExperimentFile.from_parent(parent, path=file_path)
+    return None
 
 
 def tag_marker(tag: str) -> str:
@@ -93,7 +135,9 @@ class ExperimentFile(pytest.File):
         try:
             spec = load(self.path, state.criteria if state is not None else None)
         except SpecError as exc:
-            raise self.CollectError(f"Chaos Toolkit experiment file: {exc}") from None
+            from ..report.secrets import scrub_text  # the plugin's own output: scrubbed like a resiliency test's
+
+            raise self.CollectError(scrub_text(f"Chaos Toolkit experiment file: {exc}")) from None
         register_markers(self.config, spec.tags)
         item = ExperimentItem.create(self, spec)
         if not chaoslib_installed(self.config):

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from ..budget import BudgetError, format_duration, parse_duration
 from ..timeline import FaultRecord
-from . import journal
+from . import journal, termination
 
 if TYPE_CHECKING:
     from ..experiment import Experiment
@@ -117,6 +117,10 @@ class Fault(abc.ABC):
 
     def inject(self) -> Fault:
         """Inject now; ``t_inject`` is taken immediately before the fault acts."""
+        with termination.step(on_deferred=self.revert):  # a SIGTERM now waits for the inject to finish
+            return self._inject_locked()
+
+    def _inject_locked(self) -> Fault:
         from ..experiment import current_experiment
 
         with self._lock:
@@ -127,6 +131,7 @@ class Fault(abc.ABC):
             self._prepare()
             self._claim()
             try:
+                termination.fault_started(self)
                 self._open_entry()
                 injected_at = time.time()
                 try:
@@ -202,6 +207,12 @@ class Fault(abc.ABC):
 
     def _release(self, clean: bool) -> None:
         """Drop the journal entry (only after a clean revert), stop the helper, free the target."""
+        try:
+            self._release_claims(clean)
+        finally:
+            termination.fault_ended(self)  # the last one ends the process if SIGTERM is pending
+
+    def _release_claims(self, clean: bool) -> None:
         entry, self._entry = self._entry, None
         if entry is not None and clean:
             entry.remove()
@@ -227,6 +238,10 @@ class Fault(abc.ABC):
 
     def revert(self) -> None:
         """Undo the fault; a no-op when it is not active, so calling it twice is safe."""
+        with termination.step():  # a SIGTERM now waits for the revert to finish
+            self._revert_locked()
+
+    def _revert_locked(self) -> None:
         with self._lock:
             if not self.active:
                 return

@@ -42,8 +42,6 @@ DEFAULT_MAX_CLOCK_SKEW = 1.0
 
 def pytest_configure(config: pytest.Config) -> None:
     """Check the option at start-up: a bad value is a usage error, not a test error."""
-    from ..budget import BudgetError, parse_duration
-
     for option, key, default in (
         ("resiliency_load_start_timeout", START_TIMEOUT, DEFAULT_START_TIMEOUT),
         ("resiliency_load_max_clock_skew", MAX_CLOCK_SKEW, DEFAULT_MAX_CLOCK_SKEW),
@@ -52,6 +50,8 @@ def pytest_configure(config: pytest.Config) -> None:
         seconds = default
         name = "--" + option.replace("_", "-")
         if value is not None:
+            from ..budget import BudgetError, parse_duration  # only when set: start-up stays light
+
             try:
                 seconds = parse_duration(value, name)
             except BudgetError as exc:

@@ -13,8 +13,6 @@ from typing import Any
 
 import pytest
 
-from .secrets import env_secrets, scrub, scrub_text
-
 
 class ScrubbedRepr:
     """A failure representation whose text had secrets removed; prints like the original.
@@ -54,6 +52,8 @@ def scrub_report(report: pytest.TestReport | pytest.CollectReport) -> None:
         or getattr(report, "resiliency", None) is not None
     ):
         return  # the common case, a quiet passing test: nothing that could hold a secret
+    from .secrets import env_secrets, scrub, scrub_text
+
     known = env_secrets()
     longrepr = report.longrepr
     if longrepr is not None and not isinstance(longrepr, tuple):  # a tuple is a skip location
@@ -78,8 +78,11 @@ def scrub_report(report: pytest.TestReport | pytest.CollectReport) -> None:
 
 
 class ResultCollector:
-    def __init__(self, config: pytest.Config, journal: Path | None, summary_md: Path | None = None) -> None:
+    def __init__(
+        self, config: pytest.Config, journal: Path | None, summary_md: Path | None = None, *, scrub_all: bool = False
+    ) -> None:
         self.config = config
+        self.scrub_all = scrub_all  # ini resiliency_scrub_all_reports: every report, not only ours
         self.journal = journal
         self.summary_md = summary_md
         self.entries: list[dict[str, Any]] = []
@@ -100,12 +103,22 @@ class ResultCollector:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_collectreport(self, report: pytest.CollectReport) -> None:
-        if report.failed:
+        # An experiment file's collection error is scrubbed where it is raised (ctk.collect).
+        if report.failed and self.scrub_all:
             scrub_report(report)
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        """First of every reporter (terminal, JUnit, pytest-html): scrub, then collect."""
+        """First of every reporter (terminal, JUnit, pytest-html): scrub ours, then collect.
+
+        Ours: every phase of a resiliency test (the marker, an experiment file, a test using the
+        plugin's fixtures), flagged on the report where it was made, so it works under xdist.
+        Other tests' reports are left as pytest made them unless ``resiliency_scrub_all_reports``.
+        """
+        # Every report of ours carries ``resiliency_scrub`` (a payload only rides on ours); looked up
+        # in ``__dict__`` because a plain report has neither and getattr would raise for each.
+        if "resiliency_scrub" not in report.__dict__ and not self.scrub_all:
+            return
         scrub_report(report)
         payload = getattr(report, "resiliency", None)
         if self._junit is not None:
@@ -135,6 +148,8 @@ class ResultCollector:
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self) -> None:
         """Runs before junitxml writes its file, so suite properties make it in."""
+        if not self.entries and self.journal is None and self.summary_md is None:
+            return  # no resiliency test ran and no output was asked for: nothing to import or write
         from . import journal, junit, summary_md
 
         junit.add_suite_properties(self.config, self.entries)
@@ -158,6 +173,10 @@ class ResultCollector:
             full = self.config.get_terminal_writer().fullwidth
             width = min(full, cap) if cap else full
             terminalreporter.write_sep("=", "resiliency summary", fullwidth=width)
+            if self.config.pluginmanager.has_plugin("dsession"):
+                from ..plugin import header_line  # under xdist the controller collected nothing to announce
+
+                terminalreporter.write_line(header_line(self.config, len(self.entries)))
             for line in terminal.render(experiments, width=width, verbose=verbose, unmarked=unmarked):
                 terminalreporter.write_line(line)
         if self.journal is not None:

@@ -4,7 +4,10 @@ Reports end up in CI artifacts and job summaries that many people can read, and 
 evidence they carry (service logs, fault parameters, error texts, probe URLs) is exactly
 where credentials leak. :func:`scrub` is applied to every payload, and the collector
 applies :func:`scrub_text` to failure texts and captured output before any reporter
-sees them. Three nets, because no single one catches everything:
+sees them. Which reports: those the plugin is responsible for (resiliency tests, experiment
+files, its own outputs); every report only with the ini option ``resiliency_scrub_all_reports``
+(do no harm: other tests' reports stay exactly as pytest made them). Three nets, because no
+single one catches everything:
 
 * patterns: AWS access key ids (``AKIA…``/``ASIA…``), AWS session tokens, ``user:pass@``
   in URLs, ``Authorization:`` headers, ``password=``/``token=``/``secret=``-like pairs

@@ -1,27 +1,21 @@
 """Fixtures and options for local targets and faults (``service``, ``proxy``, ``netns``) and the
 datastore targets (``redis_server``, ``postgres_server``, ``etcd_cluster``, ``haproxy_server``).
 
-Also the rollback machinery that must live in the pytest process: SIGTERM becomes a
-KeyboardInterrupt so every ``with`` block and the experiment fixture revert their faults,
-and ``pytest --resiliency-recover`` undoes what a killed pytest left in the journal.
-Imported at pytest start-up: nothing heavy at module level.
+Also ``pytest --resiliency-recover``, which undoes what a killed pytest left in the journal
+(SIGTERM while a fault is active is handled by :mod:`..faults.termination`). Imported at
+pytest start-up: nothing beyond the standard library and pytest at module level.
 """
 
 from __future__ import annotations
 
 import os
-import signal
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 import pytest
 
-from ..faults import journal
-
-_PREVIOUS_SIGTERM = pytest.StashKey[Any]()
+JOURNAL_ENV = "RESILIENCY_JOURNAL_DIR"  # faults.journal.ENV_DIR, not imported at start-up
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -36,7 +30,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--resiliency-journal-dir",
         metavar="PATH",
         default=None,
-        help=f"directory of the journal of active faults and target locks (default ${journal.ENV_DIR} "
+        help=f"directory of the journal of active faults and target locks (default ${JOURNAL_ENV} "
         "or /tmp/pytest-resiliency-UID)",
     )
 
@@ -44,13 +38,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def _apply_journal_dir(config: pytest.Config) -> None:
     path = config.getoption("resiliency_journal_dir", None)
     if path:
-        os.environ[journal.ENV_DIR] = str(Path(path).resolve())  # inherited by xdist workers and helpers
+        os.environ[JOURNAL_ENV] = str(Path(path).resolve())  # inherited by xdist workers and helpers
 
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_cmdline_main(config: pytest.Config) -> int | None:
     if not config.getoption("resiliency_recover", False):
         return None
+    from ..faults import journal
+
     _apply_journal_dir(config)
     directory = journal.journal_dir()
     live = [e for e in journal.entries(directory) if e.owner_alive]
@@ -76,28 +72,8 @@ def pytest_cmdline_main(config: pytest.Config) -> int | None:
     return 1 if failed else 0
 
 
-def _on_sigterm(signum: int, frame: FrameType | None) -> None:
-    """Unwind like Ctrl-C: ``with`` blocks and the experiment fixture revert on the way out."""
-    if _on_sigterm.terminating:  # type: ignore[attr-defined]
-        return  # already unwinding: let the reverts finish
-    _on_sigterm.terminating = True  # type: ignore[attr-defined]
-    raise KeyboardInterrupt("SIGTERM received: reverting faults")
-
-
-_on_sigterm.terminating = False  # type: ignore[attr-defined]
-
-
 def pytest_configure(config: pytest.Config) -> None:
     _apply_journal_dir(config)
-    if threading.current_thread() is threading.main_thread():
-        config.stash[_PREVIOUS_SIGTERM] = signal.signal(signal.SIGTERM, _on_sigterm)
-
-
-def pytest_unconfigure(config: pytest.Config) -> None:
-    previous = config.stash.get(_PREVIOUS_SIGTERM, None)
-    if previous is not None and threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, previous)
-        _on_sigterm.terminating = False  # type: ignore[attr-defined]
 
 
 def _current_experiment() -> Any:
