@@ -68,23 +68,9 @@ def _writes(experiment: Experiment, target: Any, **options: Any) -> Writer:
 
 
 def _rto_upper(experiment: Experiment) -> float | None:
-    """The upper end of the recovery bracket: completion of the first success that recovered.
-
-    Read from the measurement when it reports the bracket (``recovery_by``), else computed
-    here from the timeline (the start of that success plus its latency).
-    """
-    measurement = experiment.measure()
-    episode = measurement.worst
-    if episode is None or episode.t_recovered is None:
-        return measurement.rto
-    by = getattr(episode, "recovery_by", None)
-    if by is not None:
-        return float(by) - episode.t_inject
-    ev = experiment.timeline.snapshot()
-    for start, latency, ok in zip(ev.op_start, ev.op_latency, ev.op_ok, strict=True):
-        if ok and start == episode.t_recovered:
-            return start + latency - episode.t_inject
-    return measurement.rto
+    """The judged RTO: the upper end of the recovery bracket (completion of the first success
+    sent after the last failure, minus ``t_inject``)."""
+    return experiment.measure().rto
 
 
 def _ledger_case(target: Any, experiment: Experiment, writer: Writer, truth_event: str) -> dict[str, Any]:

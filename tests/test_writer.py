@@ -158,3 +158,48 @@ def test_writer_fixture_stops_its_writers(pytester: pytest.Pytester) -> None:
 def test_not_sent_is_fail_for_every_classifier() -> None:
     for name in ("default", "redis", "psycopg", "etcd"):
         assert classifiers.get(name)(classifiers.NotSent("pool exhausted")) == "fail", name
+
+
+def test_recovery_is_settled_only_after_writes_sent_before_it_have_answered() -> None:
+    """A write sent after recovery seemed proven, still waiting, may yet fail (a dead member
+    of a cluster): the writer's wait covers it, so stopping right after never leaves the
+    measurement "not recovered"."""
+    from pytest_resiliency import faults
+    from pytest_resiliency.budget import Budget, Criteria
+    from pytest_resiliency.experiment import set_current
+
+    experiment = Experiment("t", Budget(), Criteria(successes=3, window=0.2))
+    down, hang_next, hung, release = threading.Event(), threading.Event(), threading.Event(), threading.Event()
+    hung_at: list[float] = []
+
+    def put(key: str) -> None:
+        if down.is_set():
+            raise ConnectionRefusedError("down")
+        if hang_next.is_set() and not hung.is_set():
+            hung_at.append(time.time())
+            hung.set()
+            release.wait(5)
+            raise TimeoutError("no answer")
+
+    writer = Writer(experiment, put, rate=100, concurrency=8, name="w", classify="default").start()
+    set_current(experiment)
+    try:
+        writer.wait_steady(successes=5)
+        with faults.custom(down.set, down.clear, name="outage"):
+            pass
+        assert experiment.wait_recovered(timeout="5s")
+        hang_next.set()
+        assert hung.wait(5)
+        assert experiment.wait_recovered(timeout="5s")  # the experiment alone says recovered...
+        threading.Timer(0.3, release.set).start()
+        assert writer.wait_recovered(timeout="10s")  # ...the writer waits for the hung write
+        assert release.is_set()
+        writer.stop()
+        measurement = experiment.measure()
+        assert measurement.status == "recovered"
+        (episode,) = measurement.episodes
+        assert episode.recovery_from is not None and episode.recovery_from >= hung_at[0] - 0.01  # its send time
+    finally:
+        set_current(None)
+        release.set()
+        writer.stop()

@@ -98,6 +98,7 @@ class Writer:
         self.started_at: float | None = None
         self._queue: queue.Queue[str | None] = queue.Queue()
         self._stop = threading.Event()
+        self._in_flight: dict[str, float] = {}  # key -> send time, while the put has not returned
         self._changed = threading.Condition()
         self._threads: list[threading.Thread] = []
         self._counter = itertools.count(1)
@@ -144,10 +145,14 @@ class Writer:
     def _write(self, key: str) -> None:
         exp = self.experiment
         start = time.time()
+        with self._changed:
+            self._in_flight[key] = start
         try:
             self.put(key)
         except Exception as exc:
             end = time.time()
+            with self._changed:
+                del self._in_flight[key]
             status = self.classify(exc)
             if status not in (classifiers.FAIL, classifiers.INDETERMINATE):
                 status = classifiers.INDETERMINATE  # a classifier that answers nonsense must not invent a loss
@@ -163,6 +168,7 @@ class Writer:
         exp.record_operation(start, end - start, True, self.name, self.source, None)
         exp.record_write(key, start, end, "ok")
         with self._changed:
+            del self._in_flight[key]
             self.outcomes["ok"] += 1
             self.acks.append((key, end))
             self._changed.notify_all()
@@ -218,8 +224,26 @@ class Writer:
         return self
 
     def wait_recovered(self, timeout: float | str = "30s") -> bool:
-        """Block until the recovery criteria hold after the last fault; ``False`` at the deadline."""
-        return self.experiment.wait_recovered(timeout=timeout)
+        """Block until the recovery criteria hold after the last fault; ``False`` at the deadline.
+
+        Recovery is settled only once every write sent before it was seen has answered: a
+        write that was still waiting may yet time out, and a failure sent then moves the
+        recovery later (the measurement would say "not recovered" if the writer stopped at once).
+        """
+        deadline = time.monotonic() + _seconds(timeout, "timeout")
+        while True:
+            if not self.experiment.wait_recovered(timeout=max(0.0, deadline - time.monotonic())):
+                return False
+            seen = time.time()
+            with self._changed:
+                settled = self._changed.wait_for(
+                    lambda seen=seen: all(sent > seen for sent in self._in_flight.values()),  # type: ignore[misc]
+                    max(0.0, deadline - time.monotonic()),
+                )
+            if settled and self.experiment.recovered():
+                return True
+            if time.monotonic() >= deadline:
+                return False
 
     def stats(self) -> dict[str, Any]:
         """Counts so far: writes by outcome, skipped schedule slots, the most common errors."""

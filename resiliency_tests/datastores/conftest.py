@@ -38,12 +38,12 @@ def steady(writer: Writer) -> Writer:
 def recovery_proven_at(experiment: Experiment) -> float | None:
     """When the evidence proves recovery: the completion of the first success that recovered.
 
-    That is the upper end of the recovery bracket (what the RTO verdict judges); a success
-    sent into the outage and answered after it proves nothing about its send time.
+    That is the upper end of the recovery bracket (``t_recovered``, what the RTO verdict
+    judges); a success sent into the outage and answered after it proves nothing about its
+    send time.
     """
     episode = experiment.measure().worst
-    if episode is None or episode.t_recovered is None:
-        return None
+    return None if episode is None else episode.t_recovered
     by = getattr(episode, "recovery_by", None)
     if by is not None:
         return float(by)
