@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import glob
 import os
+import re
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,6 +48,19 @@ class LogEvent:
 
     def as_dict(self) -> dict[str, Any]:
         return {"name": self.name, "at": self.at, "member": self.member, "line": self.line}
+
+
+def log_events(
+    service: Any, member: str, events: dict[str, re.Pattern[str]], log_time: Callable[[str], float | None]
+) -> list[LogEvent]:
+    """The ``events`` (name -> pattern) found in ``service``'s log, each at the server's own time."""
+    found = []
+    for line in service.log_lines("|".join(f"(?:{p.pattern})" for p in events.values())):
+        at = log_time(line.text)
+        for event, pattern in events.items():
+            if at is not None and pattern.search(line.text):
+                found.append(LogEvent(f"{member} {event}", at, member, line.text))
+    return found
 
 
 def mark_truth(experiment: Any, events: list[LogEvent], since: float | None = None) -> None:

@@ -29,7 +29,7 @@ from typing import Any
 from ...budget import parse_duration
 from ...load import classifiers, stores
 from ..service import Account, Service, give_to, resolve_user
-from . import LogEvent, require
+from . import LogEvent, log_events, require
 
 PACKAGE = "postgresql"
 BIN_DIRS = ("/usr/lib/postgresql/*/bin",)
@@ -187,13 +187,7 @@ class PostgresServer:
 
     def truth(self) -> list[LogEvent]:
         """The server's own log events with its own timestamps (ready, crash recovery, redo done)."""
-        events = []
-        for line in self.service.log_lines(r"ready to accept connections|automatic recovery|redo done"):
-            at = log_time(line.text)
-            for event, pattern in _EVENTS.items():
-                if at is not None and pattern.search(line.text):
-                    events.append(LogEvent(f"{self.name} {event}", at, self.name, line.text))
-        return events
+        return log_events(self.service, self.name, _EVENTS, log_time)
 
     def __repr__(self) -> str:
         return f"<PostgresServer {self.url} synchronous_commit={self.synchronous_commit} pid={self.service.pid}>"

@@ -22,7 +22,7 @@ from typing import Any
 
 from ...load import classifiers, stores
 from ..service import Service
-from . import LogEvent, require
+from . import LogEvent, log_events, require
 
 PERSISTENCE = ("aof-always", "aof-everysec", "rdb", "none")
 PACKAGE = "redis-server"
@@ -128,13 +128,7 @@ class RedisServer:
 
     def truth(self) -> list[LogEvent]:
         """The server's own log events with its own timestamps (ready, data loaded, snapshot saved)."""
-        events = []
-        for line in self.service.log_lines(r"Ready to accept|DB loaded|DB saved|Background saving terminated"):
-            at = log_time(line.text)
-            for event, pattern in _EVENTS.items():
-                if at is not None and pattern.search(line.text):
-                    events.append(LogEvent(f"{self.name} {event}", at, self.name, line.text))
-        return events
+        return log_events(self.service, self.name, _EVENTS, log_time)
 
     def __repr__(self) -> str:
         return f"<RedisServer {self.url} persistence={self.persistence} pid={self.service.pid}>"
