@@ -1,5 +1,5 @@
 """Chaos Toolkit fidelity (issue 15): controls and safeguards, runtime strategies, process groups,
-secrets, exit statuses, Ctrl-C, one outcome word, failure lines, --ctk-var and the dry run.
+secrets, exit statuses, Ctrl-C, one outcome word, failure lines, --resiliency-ctk-var and the dry run.
 
 Every experiment runs for real through chaoslib in a pytester subprocess or in-process run;
 ``chaos run`` is the real CLI where its behaviour is the reference. The safeguard is the real
@@ -235,7 +235,7 @@ def test_control_files_are_global_controls_with_loader_hooks_as_in_chaos_run(
     chaos_log, ours_log = ctk.path / "chaos.log", ctk.path / "ours.log"
     chaos_run(ctk, path, "--control-file", "controls.yaml", env={"CONTROL_LOG": str(chaos_log)})
     monkeypatch.setenv("CONTROL_LOG", str(ours_log))
-    result = ctk.runpytest_subprocess(*FAST, "-p", "no:cacheprovider", "--ctk-control-file=controls.yaml")
+    result = ctk.runpytest_subprocess(*FAST, "-p", "no:cacheprovider", "--resiliency-ctk-control-file=controls.yaml")
     result.assert_outcomes(passed=1)
     chaos_calls = [json.loads(line) for line in chaos_log.read_text().splitlines()]
     our_calls = [json.loads(line) for line in ours_log.read_text().splitlines()]
@@ -244,9 +244,9 @@ def test_control_files_are_global_controls_with_loader_hooks_as_in_chaos_run(
         ["before_loading", "global.experiment.json", None],
         ["after_loading", "global.experiment.json", "dict"],
     ]
-    missing = ctk.runpytest(*FAST, "--ctk-control-file=nope.yaml")
+    missing = ctk.runpytest(*FAST, "--resiliency-ctk-control-file=nope.yaml")
     assert missing.ret == pytest.ExitCode.USAGE_ERROR
-    missing.stderr.fnmatch_lines(["*--ctk-control-file nope.yaml: no such file*"])
+    missing.stderr.fnmatch_lines(["*--resiliency-ctk-control-file nope.yaml: no such file*"])
 
 
 SAFEGUARD = "chaosaddons.controls.safeguards"
@@ -443,11 +443,11 @@ def test_during_checks_with_fail_fast_fail_where_chaos_run_fail_fast_fails(ctk: 
     summary = lenient_entry["summary"]
     assert summary["failed_operations"] >= 3 and 0.4 < (summary["rto"] or 0) < 1.5
     flag.unlink()
-    overridden = ctk.runpytest(*FAST, "--ctk-fail-fast", "lenient.experiment.json")
+    overridden = ctk.runpytest(*FAST, "--resiliency-ctk-fail-fast", "lenient.experiment.json")
     overridden.assert_outcomes(failed=1)  # the command line turns fail_fast on, as chaos run --fail-fast
-    bad = ctk.runpytest(*FAST, "--ctk-fail-fast-ratio=150")
+    bad = ctk.runpytest(*FAST, "--resiliency-ctk-fail-fast-ratio=150")
     assert bad.ret == pytest.ExitCode.USAGE_ERROR
-    bad.stderr.fnmatch_lines(["*--ctk-fail-fast-ratio=150.0 must be true, false or a percentage 0-100*"])
+    bad.stderr.fnmatch_lines(["*--resiliency-ctk-fail-fast-ratio=150.0 must be true, false or a percentage 0-100*"])
 
 
 def test_rollback_strategies_and_their_command_line_override(ctk: pytest.Pytester) -> None:
@@ -466,7 +466,9 @@ def test_rollback_strategies_and_their_command_line_override(ctk: pytest.Pyteste
         assert (ctk.path / f"{strategy}.rolled").exists() is played, strategy
         (ctk.path / f"{strategy}.rolled").unlink(missing_ok=True)
         (ctk.path / f"{strategy}.flag").unlink()
-    overridden = ctk.runpytest(*FAST, "--ctk-rollback-strategy=never", "--ctk-hypothesis-strategy=before-method-only")
+    overridden = ctk.runpytest(
+        *FAST, "--resiliency-ctk-rollback-strategy=never", "--resiliency-ctk-hypothesis-strategy=before-method-only"
+    )
     overridden.assert_outcomes(passed=4)  # no after-check, so nothing deviated
     assert not list(ctk.path.glob("*.rolled"))
 
@@ -488,9 +490,11 @@ def test_unsupported_runtime_keys_and_values_are_errors_naming_them(ctk: pytest.
             "*freq.experiment.json: runtime.hypothesis.frequency=0 must be a positive number of seconds*",
         ]
     )
-    bad = ctk.runpytest(*FAST, "--ctk-hypothesis-strategy=sometimes")
+    bad = ctk.runpytest(*FAST, "--resiliency-ctk-hypothesis-strategy=sometimes")
     assert bad.ret == pytest.ExitCode.USAGE_ERROR
-    bad.stderr.fnmatch_lines(["*--ctk-hypothesis-strategy='sometimes' is not one of default, before-method-only*"])
+    bad.stderr.fnmatch_lines(
+        ["*--resiliency-ctk-hypothesis-strategy='sometimes' is not one of default, before-method-only*"]
+    )
 
 
 # -- 3. process groups ------------------------------------------------------------------------------
@@ -660,7 +664,7 @@ def test_failure_lines_lead_with_what_the_tolerance_judged() -> None:
     assert cut.startswith("'start ") and cut.endswith(" the end'") and "characters" in cut
 
 
-# -- 6. --ctk-var, --ctk-var-file, dry run ----------------------------------------------------------
+# -- 6. --resiliency-ctk-var, --resiliency-ctk-var-file, dry run ---------------------------------------------
 
 
 def test_vars_and_var_files_as_chaos_run_reads_them(ctk: pytest.Pytester) -> None:
@@ -678,15 +682,20 @@ def test_vars_and_var_files_as_chaos_run_reads_them(ctk: pytest.Pytester) -> Non
     write(ctk, "configured.experiment.json", doc)
     (ctk.path / "vars.json").write_text(json.dumps({"configuration": {"greeting": "hello", "who": "file"}}))
     (ctk.path / "vars.env").write_text("# a comment\nCTK_FROM_ENV=dotenv\n")
-    result = ctk.runpytest(*FAST, f"--ctk-var=target={out}", "--ctk-var-file=vars.json", "--ctk-var-file=vars.env")
+    result = ctk.runpytest(
+        *FAST,
+        f"--resiliency-ctk-var=target={out}",
+        "--resiliency-ctk-var-file=vars.json",
+        "--resiliency-ctk-var-file=vars.env",
+    )
     result.assert_outcomes(passed=1)
     assert out.read_text() == "hello file dotenv"
     assert "CTK_FROM_ENV" not in os.environ
-    bad = ctk.runpytest(*FAST, "--ctk-var=count:int=many")
+    bad = ctk.runpytest(*FAST, "--resiliency-ctk-var=count:int=many")
     assert bad.ret == pytest.ExitCode.USAGE_ERROR
-    bad.stderr.fnmatch_lines(["*--ctk-var 'count:int=many': cannot convert the value*"])
-    missing = ctk.runpytest(*FAST, "--ctk-var-file=nope.json")
-    missing.stderr.fnmatch_lines(["*--ctk-var-file nope.json: no such file*"])
+    bad.stderr.fnmatch_lines(["*--resiliency-ctk-var 'count:int=many': cannot convert the value*"])
+    missing = ctk.runpytest(*FAST, "--resiliency-ctk-var-file=nope.json")
+    missing.stderr.fnmatch_lines(["*--resiliency-ctk-var-file nope.json: no such file*"])
 
 
 def test_dry_run_validates_and_plans_without_executing(ctk: pytest.Pytester) -> None:

@@ -577,8 +577,12 @@ def test_start_up_imports_only_the_registration_modules() -> None:
         "pytest_resiliency.aws.fixtures",
         "pytest_resiliency.ctk",
         "pytest_resiliency.ctk.collect",
+        "pytest_resiliency.ctk.options",  # the --resiliency-ctk-* options
+        "pytest_resiliency.ctk.strategies",  # their accepted values, for --help
         "pytest_resiliency.report",
         "pytest_resiliency.report.collector",
+        "pytest_resiliency.report.options",  # the report ini options, checked at start-up
+        "pytest_resiliency.report.integrations",  # --resiliency-compare, Allure, OpenTelemetry options
     }, out.stdout + out.stderr
 
 

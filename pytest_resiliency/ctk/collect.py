@@ -53,7 +53,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "ctk: a Chaos Toolkit experiment file run as a test")
     from .options import options_of
 
-    options_of(config)  # a bad --ctk-* option is a usage error before anything runs
+    options_of(config)  # a bad --resiliency-ctk-* option is a usage error before anything runs
 
 
 def _declared(file_path: Path, config: pytest.Config) -> bool:

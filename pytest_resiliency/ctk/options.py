@@ -1,8 +1,8 @@
 """Command-line and ini settings of experiment items: the ``chaos run`` flags that change a run.
 
-``--ctk-hypothesis-strategy``, ``--ctk-hypothesis-frequency``, ``--ctk-fail-fast`` and
-``--ctk-rollback-strategy`` override an experiment's ``runtime`` block (as the same flags of
-``chaos run`` do); ``--ctk-var`` and ``--ctk-var-file`` (or the ini options
+``--resiliency-ctk-hypothesis-strategy``, ``--resiliency-ctk-hypothesis-frequency``, ``--resiliency-ctk-fail-fast`` and
+``--resiliency-ctk-rollback-strategy`` override an experiment's ``runtime`` block (as the same flags of
+``chaos run`` do); ``--resiliency-ctk-var`` and ``--resiliency-ctk-var-file`` (or the ini options
 ``resiliency_ctk_vars``/``resiliency_ctk_var_files``) give configuration and secret values.
 
 Parsed and checked once at start-up, with the standard library only (chaoslib is not imported
@@ -14,19 +14,14 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from .spec import (
-    HYPOTHESIS_STRATEGIES,
-    ROLLBACK_STRATEGIES,
-    Runtime,
-    fail_fast,
-    frequency,
-    hypothesis_strategy,
-    rollback_strategy,
-)
+from .strategies import HYPOTHESIS_STRATEGIES, ROLLBACK_STRATEGIES
+
+if TYPE_CHECKING:
+    from .spec import Runtime
 
 VAR_TYPES = ("str", "string", "int", "integer", "float", "number", "bytes", "bool", "json")
 
@@ -66,40 +61,40 @@ OPTIONS = pytest.StashKey[CtkOptions]()
 def addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("resiliency")
     group.addoption(
-        "--ctk-hypothesis-strategy",
+        "--resiliency-ctk-hypothesis-strategy",
         metavar="STRATEGY",
         default=None,
         help="Chaos Toolkit experiments: when the steady-state hypothesis is checked, overriding each "
         f"experiment's runtime.hypothesis.strategy (one of {', '.join(HYPOTHESIS_STRATEGIES)})",
     )
     group.addoption(
-        "--ctk-hypothesis-frequency",
+        "--resiliency-ctk-hypothesis-frequency",
         metavar="DURATION",
         default=None,
         help="Chaos Toolkit experiments: time between two during-method hypothesis checks (default 1s)",
     )
     group.addoption(
-        "--ctk-fail-fast",
+        "--resiliency-ctk-fail-fast",
         action="store_true",
         default=None,
         help="Chaos Toolkit experiments: stop the method and fail when a during-method check deviates",
     )
     group.addoption(
-        "--ctk-fail-fast-ratio",
+        "--resiliency-ctk-fail-fast-ratio",
         metavar="PERCENT",
         default=None,
         help="Chaos Toolkit experiments: with fail-fast, stop once PERCENT of the during-method checks "
         "deviated (default 0: the first deviation)",
     )
     group.addoption(
-        "--ctk-rollback-strategy",
+        "--resiliency-ctk-rollback-strategy",
         metavar="STRATEGY",
         default=None,
         help="Chaos Toolkit experiments: when rollbacks run, overriding runtime.rollbacks.strategy "
         f"(one of {', '.join(ROLLBACK_STRATEGIES)}; default: always once the method started)",
     )
     group.addoption(
-        "--ctk-var",
+        "--resiliency-ctk-var",
         metavar="NAME[:TYPE]=VALUE",
         action="append",
         default=[],
@@ -107,7 +102,7 @@ def addoption(parser: pytest.Parser) -> None:
         "bytes, bool, json, str)",
     )
     group.addoption(
-        "--ctk-var-file",
+        "--resiliency-ctk-var-file",
         metavar="PATH",
         action="append",
         default=[],
@@ -115,16 +110,20 @@ def addoption(parser: pytest.Parser) -> None:
         "or a .env file of environment variables, as chaos run --var-file",
     )
     group.addoption(
-        "--ctk-control-file",
+        "--resiliency-ctk-control-file",
         metavar="PATH",
         action="append",
         default=[],
         help="Chaos Toolkit experiments: a JSON/YAML file of controls applied to every experiment "
         "(global controls, loader hooks included), as chaos run --control-file",
     )
-    parser.addini("resiliency_ctk_control_files", "control files, as --ctk-control-file", type="linelist")
-    parser.addini("resiliency_ctk_vars", "NAME[:TYPE]=VALUE configuration values (--ctk-var wins)", type="linelist")
-    parser.addini("resiliency_ctk_var_files", "var files, as --ctk-var-file (read before it)", type="linelist")
+    parser.addini("resiliency_ctk_control_files", "control files, as --resiliency-ctk-control-file", type="linelist")
+    parser.addini(
+        "resiliency_ctk_vars", "NAME[:TYPE]=VALUE configuration values (--resiliency-ctk-var wins)", type="linelist"
+    )
+    parser.addini(
+        "resiliency_ctk_var_files", "var files, as --resiliency-ctk-var-file (read before it)", type="linelist"
+    )
 
 
 def convert(name: str, kind: str, value: str) -> Any:
@@ -192,35 +191,44 @@ def read_var_file(path: Path, where: str) -> tuple[dict[str, Any], dict[str, Any
     return {}, {}, env
 
 
+def _spec() -> Any:
+    """The experiment parser's checks, loaded only when a runtime option is given (start-up stays light)."""
+    from . import spec
+
+    return spec
+
+
 def parse(config: pytest.Config) -> CtkOptions:
     """Check every option; raise :class:`pytest.UsageError` naming the bad one."""
     try:
-        strategy = config.getoption("ctk_hypothesis_strategy")
-        rollbacks = config.getoption("ctk_rollback_strategy")
-        every = config.getoption("ctk_hypothesis_frequency")
-        fast = config.getoption("ctk_fail_fast")
-        ratio = config.getoption("ctk_fail_fast_ratio")
+        strategy = config.getoption("resiliency_ctk_hypothesis_strategy")
+        rollbacks = config.getoption("resiliency_ctk_rollback_strategy")
+        every = config.getoption("resiliency_ctk_hypothesis_frequency")
+        fast = config.getoption("resiliency_ctk_fail_fast")
+        ratio = config.getoption("resiliency_ctk_fail_fast_ratio")
         fast_ratio: tuple[bool, float] | None = None
         if fast or ratio is not None:
             try:
                 number = float(ratio) if ratio is not None else 0.0
             except ValueError:
                 number = -1.0
-            fast_ratio = fail_fast(number, "--ctk-fail-fast-ratio")
+            fast_ratio = _spec().fail_fast(number, "--resiliency-ctk-fail-fast-ratio")
         options = CtkOptions(
             hypothesis_strategy=None
             if strategy is None
-            else hypothesis_strategy(strategy, "--ctk-hypothesis-strategy"),
-            frequency=None if every is None else frequency(every, "--ctk-hypothesis-frequency"),
+            else _spec().hypothesis_strategy(strategy, "--resiliency-ctk-hypothesis-strategy"),
+            frequency=None if every is None else _spec().frequency(every, "--resiliency-ctk-hypothesis-frequency"),
             fail_fast=None if fast_ratio is None else fast_ratio[0],
             fail_fast_ratio=None if fast_ratio is None else fast_ratio[1],
-            rollback_strategy=None if rollbacks is None else rollback_strategy(rollbacks, "--ctk-rollback-strategy"),
+            rollback_strategy=None
+            if rollbacks is None
+            else _spec().rollback_strategy(rollbacks, "--resiliency-ctk-rollback-strategy"),
         )
     except ValueError as exc:
         raise pytest.UsageError(f"pytest-resiliency option: {exc}") from None
     root = config.rootpath
     files = [(root / p, "ini resiliency_ctk_var_files") for p in config.getini("resiliency_ctk_var_files")]
-    files += [(Path(p), "--ctk-var-file") for p in config.getoption("ctk_var_file")]
+    files += [(Path(p), "--resiliency-ctk-var-file") for p in config.getoption("resiliency_ctk_var_file")]
     for path, where in files:
         if not path.is_file():
             raise pytest.UsageError(f"{where} {path}: no such file")
@@ -229,7 +237,7 @@ def parse(config: pytest.Config) -> CtkOptions:
         options.secret_vars.update(secrets)
         options.env.update(env)
     controls = [(root / p, "ini resiliency_ctk_control_files") for p in config.getini("resiliency_ctk_control_files")]
-    controls += [(Path(p), "--ctk-control-file") for p in config.getoption("ctk_control_file")]
+    controls += [(Path(p), "--resiliency-ctk-control-file") for p in config.getoption("resiliency_ctk_control_file")]
     for path, where in controls:
         if not path.is_file():
             raise pytest.UsageError(f"{where} {path}: no such file")
@@ -239,8 +247,8 @@ def parse(config: pytest.Config) -> CtkOptions:
     for text in config.getini("resiliency_ctk_vars"):
         name, value = parse_var(text, "ini resiliency_ctk_vars")
         options.config_vars[name] = value
-    for text in config.getoption("ctk_var"):
-        name, value = parse_var(text, "--ctk-var")
+    for text in config.getoption("resiliency_ctk_var"):
+        name, value = parse_var(text, "--resiliency-ctk-var")
         options.config_vars[name] = value
     return options
 

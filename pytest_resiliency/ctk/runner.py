@@ -9,7 +9,7 @@ tolerance checking with ``within_tolerance``) and owns the control flow:
   (experiment, hypothesis, method, rollback and activity levels, before and after, with the
   same context and state); a control that raises ``InterruptExecution``, or a SIGUSR1/SIGUSR2
   (``chaoslib.exit``, what a chaostoolkit-addons safeguard sends), interrupts the experiment;
-* the ``runtime`` block (or the ``--ctk-*`` options) chooses when the hypothesis is checked
+* the ``runtime`` block (or the ``--resiliency-ctk-*`` options) chooses when the hypothesis is checked
   (before, after, during the method every ``frequency`` seconds, ``fail_fast``) and when
   rollbacks run; every hypothesis probe is an operation on the test's timeline;
 * every method action that is not one of our providers is a fault on the timeline
@@ -363,7 +363,7 @@ class StrictRun:
     # -- set-up ------------------------------------------------------------------
 
     def prepare(self, dry: bool = False) -> None:
-        """Validate with chaoslib, load configuration and secrets (with the --ctk-var values),
+        """Validate with chaoslib, load configuration and secrets (with the --resiliency-ctk-var values),
         cache refs, initialize controls (not in a dry run)."""
         import chaoslib  # type: ignore[import-untyped,unused-ignore]
         from chaoslib.caching import cache_activities, clear_cache  # type: ignore[import-untyped,unused-ignore]

@@ -14,12 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from ..budget import BudgetError, Criteria, parse_marker
+from .strategies import HYPOTHESIS_STRATEGIES, ROLLBACK_STRATEGIES
 
 EXTENSION_NAME = "resiliency"
 # Keys of the ``resiliency`` extension beyond the marker's own arguments.
 EXTENSION_KEYS = ("name", "fixtures", "fail_on_exit_status")
-HYPOTHESIS_STRATEGIES = ("default", "before-method-only", "after-method-only", "during-method-only", "continuously")
-ROLLBACK_STRATEGIES = ("default", "always", "never", "deviated")
 _RUNTIME_KEYS = {"hypothesis": ("strategy", "frequency", "fail_fast"), "rollbacks": ("strategy",)}
 _TAG_CHARS = re.compile(r"[^\w.\-]+")
 

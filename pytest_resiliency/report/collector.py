@@ -95,6 +95,8 @@ class ResultCollector:
 
     def pytest_sessionstart(self) -> None:
         """pytest's JUnit writer exists by now (it is configured after this plugin)."""
+        if not getattr(self.config.option, "xmlpath", None):  # no --junitxml: nothing to place
+            return
         from .junit import JUnitFigures, logxml
 
         xml = logxml(self.config)

@@ -44,15 +44,19 @@ def summary_width(config: pytest.Config) -> int:
 
 def check(config: pytest.Config) -> None:
     """Every report option, so a typo is a usage error before any test runs, not a surprise at the end."""
+    summary_width(config)
+    junit_figures = str(config.getini("resiliency_junit_figures"))
+    annotations = str(config.getini("resiliency_github_annotations"))
+    if junit_figures == annotations == "auto":  # the defaults: nothing to check, nothing to import
+        return
     from . import github, junit
 
-    summary_width(config)
-    for name, parse in (
-        ("resiliency_junit_figures", lambda v: junit.placement(v, "xunit2")),
-        ("resiliency_github_annotations", lambda v: github.enabled(v, {})),
+    for value, parse in (
+        (junit_figures, lambda v: junit.placement(v, "xunit2")),
+        (annotations, lambda v: github.enabled(v, {})),
     ):
         try:
-            parse(str(config.getini(name)))
+            parse(value)
         except ValueError as exc:
             raise pytest.UsageError(str(exc)) from None
 
