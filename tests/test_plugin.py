@@ -577,7 +577,7 @@ def test_start_up_imports_only_the_registration_modules() -> None:
         "pytest_resiliency.aws.fixtures",
         "pytest_resiliency.ctk",
         "pytest_resiliency.ctk.collect",
-        "pytest_resiliency.ctk.options",  # the --resiliency-ctk-* options
+        "pytest_resiliency.ctk.flags",  # the --resiliency-ctk-* options
         "pytest_resiliency.ctk.strategies",  # their accepted values, for --help
         "pytest_resiliency.report",
         "pytest_resiliency.report.collector",

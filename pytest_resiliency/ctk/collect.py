@@ -36,9 +36,9 @@ RESERVED_TAGS = frozenset(
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    from . import options
+    from . import flags
 
-    options.addoption(parser)
+    flags.addoption(parser)
     parser.addini(
         "resiliency_experiment_files",
         "glob patterns of Chaos Toolkit experiment files collected as tests (matched against the path's end, "
@@ -51,9 +51,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "ctk: a Chaos Toolkit experiment file run as a test")
-    from .options import options_of
+    from . import flags
 
-    options_of(config)  # a bad --resiliency-ctk-* option is a usage error before anything runs
+    if flags.given(config):  # a bad --resiliency-ctk-* option is a usage error before anything runs
+        from .options import options_of
+
+        options_of(config)
 
 
 def _declared(file_path: Path, config: pytest.Config) -> bool:
