@@ -215,9 +215,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if error is not None:
             errors.append(f"{item.nodeid}: @pytest.mark.resiliency: {error}")
             item.stash[MARKER_ERROR] = errors[-1]
-            continue
         fixturenames = getattr(item, "fixturenames", None)
-        if fixturenames is not None and "experiment" not in fixturenames:
+        if fixturenames is None:
+            continue
+        if error is not None:  # first: its fixture fails the test before any other sets up
+            if "experiment" in fixturenames:
+                fixturenames.remove("experiment")
+            fixturenames.insert(0, "experiment")
+        elif "experiment" not in fixturenames:
             fixturenames.append("experiment")
     # A usage error stops the run before anything is injected. An xdist worker cannot raise
     # one (xdist reports an INTERNALERROR), so there each bad test errors at setup instead.
@@ -250,12 +255,6 @@ def _uses_plugin_fixture(item: pytest.Item) -> bool:
         if module.startswith("pytest_resiliency."):
             return True
     return False
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_runtest_setup(item: pytest.Item) -> None:
-    if MARKER_ERROR in item.stash:  # ``in``, not ``get``: no KeyError raised for every plain test
-        pytest.fail(f"invalid resiliency marker: {item.stash[MARKER_ERROR]}", pytrace=False)
 
 
 def journal_path() -> Path:
@@ -314,8 +313,12 @@ class _HookRelay:
 def experiment(request: pytest.FixtureRequest) -> Iterator[Experiment]:
     """This test's experiment: inject faults, monitor probes, verify writes, measure.
 
-    Faults used as context managers inside the test record into it on their own.
+    Faults used as context managers inside the test record into it on their own. Under xdist,
+    where a bad marker cannot be a usage error, this is where its test errors (no hook runs
+    for every plain test to check it).
     """
+    if MARKER_ERROR in request.node.stash:
+        pytest.fail(f"invalid resiliency marker: {request.node.stash[MARKER_ERROR]}", pytrace=False)
     from .budget import Budget
     from .experiment import Experiment, set_current
 
