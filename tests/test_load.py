@@ -64,7 +64,9 @@ def test_rto_within_25ms_and_exactly_k_lost_writes(server: OrdersServer, load: A
     record = experiment.faults[0].record
     assert record is not None and server.reopened_at is not None and server.refused_at is not None
     truth = server.reopened_at - record.injected_at
-    assert server.reopened_at - server.refused_at == pytest.approx(2.0, abs=0.003)
+    # The server's own timing (a busy-wait sharing the GIL with the ingest): the truth used below is
+    # its recorded reopen time, so a few ms here do not touch what is asserted about the plugin.
+    assert server.reopened_at - server.refused_at == pytest.approx(2.0, abs=0.010)
     assert measurement.rto is not None
     assert truth <= measurement.rto <= truth + RTO_TOLERANCE, (measurement.rto, truth, measurement.uncertainty)
     # 200 req/s open loop: recovery is bracketed within a few request spacings

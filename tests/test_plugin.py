@@ -105,11 +105,12 @@ def assert_outage_results(journal: dict[str, Any]) -> None:
         (fault,) = entry["faults"]
         truth = fault["reverted_at"] - fault["injected_at"]
         measured = entry["summary"]["rto"]
-        assert truth <= measured <= truth + 0.040, (measured, truth)  # the upper end never undershoots
+        # The upper end never undershoots; it overshoots by up to a 20 ms monitor period plus the
+        # probe's own answer time and scheduling (dated at completions: up to two periods here).
+        assert truth <= measured <= truth + 0.060, (measured, truth)
         (episode,) = entry["measurement"]["episodes"]
         assert episode["recovery_from"] <= fault["reverted_at"] <= episode["t_recovered"]
-        # a 20 ms open-loop monitor: the bracket is about one period wide (more on a busy machine)
-        assert 0.0 < entry["summary"]["rto_uncertainty"] <= 0.040
+        assert 0.0 < entry["summary"]["rto_uncertainty"] <= 0.060
     assert slow["verdict"]["breaches"][0]["nfr"] == "rto"
 
 
