@@ -224,6 +224,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             fixturenames.insert(0, "experiment")
         elif "experiment" not in fixturenames:
             fixturenames.append("experiment")
+    if any(OURS in item.stash for item in items):  # only then: plain suites never pay for them
+        _enable_verdicts(config)
     # A usage error stops the run before anything is injected. An xdist worker cannot raise
     # one (xdist reports an INTERNALERROR), so there each bad test errors at setup instead.
     if errors and not hasattr(config, "workerinput"):
@@ -327,6 +329,7 @@ def experiment(request: pytest.FixtureRequest) -> Iterator[Experiment]:
     exp = Experiment(request.node.nodeid, budget, criteria, _HookRelay(request.config), state.max_operations)
     request.node.stash[EXPERIMENT] = exp
     request.node.stash[OURS] = True  # also when requested dynamically: its reports are the plugin's
+    _enable_verdicts(request.config)
     set_current(exp)
     try:
         yield exp
@@ -369,35 +372,50 @@ def _conclude(item: pytest.Item, exp: Experiment, body_failed: bool) -> str | No
     return None
 
 
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
-    if EXPERIMENT not in item.stash:
-        return (yield)
-    exp = item.stash[EXPERIMENT]
-    try:
-        result = yield
-    except BaseException:
-        _conclude(item, exp, body_failed=True)
-        raise
-    line = _conclude(item, exp, body_failed=False)
-    if exp.aborted:
-        return result  # the fixture's teardown turns it into an ERROR, not a failure
-    if line:
-        pytest.fail(line, pytrace=False)
-    return result
+class _Verdicts:
+    """The per-test hooks (verdict after the body, payload onto the report).
+
+    Registered only once a resiliency test exists (at collection, or when a test asks for
+    the ``experiment`` fixture itself): a suite that never uses the plugin never pays for
+    two wrappers around every test.
+    """
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_call(self, item: pytest.Item) -> Iterator[None]:
+        if EXPERIMENT not in item.stash:
+            return (yield)
+        exp = item.stash[EXPERIMENT]
+        try:
+            result = yield
+        except BaseException:
+            _conclude(item, exp, body_failed=True)
+            raise
+        line = _conclude(item, exp, body_failed=False)
+        if exp.aborted:
+            return result  # the fixture's teardown turns it into an ERROR, not a failure
+        if line:
+            pytest.fail(line, pytrace=False)
+        return result
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_runtest_makereport(
+        self, item: pytest.Item, call: pytest.CallInfo[None]
+    ) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+        report = yield
+        if OURS not in item.stash:
+            return report  # every plain test's report, untouched
+        report.resiliency_scrub = True  # type: ignore[attr-defined]  # the collector scrubs it (xdist too)
+        payload = item.stash.get(PAYLOAD, None)
+        if (payload is not None and report.when == "call") or (
+            payload is not None and report.when == "teardown" and item.stash[EXPERIMENT].aborted
+        ):
+            report.resiliency = payload  # type: ignore[attr-defined]
+        return report
 
 
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(
-    item: pytest.Item, call: pytest.CallInfo[None]
-) -> Generator[None, pytest.TestReport, pytest.TestReport]:
-    report = yield
-    if OURS not in item.stash:
-        return report  # every plain test's report, untouched
-    report.resiliency_scrub = True  # type: ignore[attr-defined]  # the collector scrubs it (xdist too)
-    payload = item.stash.get(PAYLOAD, None)
-    if (payload is not None and report.when == "call") or (
-        payload is not None and report.when == "teardown" and item.stash[EXPERIMENT].aborted
-    ):
-        report.resiliency = payload  # type: ignore[attr-defined]
-    return report
+VERDICTS = "resiliency-verdicts"
+
+
+def _enable_verdicts(config: pytest.Config) -> None:
+    if not config.pluginmanager.has_plugin(VERDICTS):
+        config.pluginmanager.register(_Verdicts(), VERDICTS)
