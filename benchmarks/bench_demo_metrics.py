@@ -29,8 +29,10 @@ def main() -> None:
         request = Request("GET", path, "", {}, b"")
         plain = min(timeit.repeat(lambda r=request: raw(r), number=n, repeat=5)) / n
         counted = min(timeit.repeat(lambda r=request: wrapped(r), number=n, repeat=5)) / n
-        print(f"{path:12s} without {plain * 1e6:5.2f} us  with metrics {counted * 1e6:5.2f} us  "
-              f"cost {(counted - plain) * 1e6:5.2f} us/request")
+        print(
+            f"{path:12s} without {plain * 1e6:5.2f} us  with metrics {counted * 1e6:5.2f} us  "
+            f"cost {(counted - plain) * 1e6:5.2f} us/request"
+        )
 
 
 if __name__ == "__main__":

@@ -34,6 +34,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -56,14 +57,20 @@ def _wait(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
         time.sleep(0.005)
 
 
+def _outage(exp: Experiment, server: GroundTruthServer, seconds: float) -> Any:
+    """Break the server for ``seconds`` through a fault, repair it, and wait for the evidence of recovery."""
+    fault = exp.inject(faults.custom(server.break_, server.fix, name="outage"))
+    time.sleep(seconds)  # the outage's length is the experiment's input, not a synchronisation
+    fault.revert()
+    exp.wait_recovered(timeout=10)
+    return fault
+
+
 def run_monitor(server: GroundTruthServer, outage: float) -> float:
     exp = Experiment("bench", criteria=CRITERIA)
     exp.monitor(probes.http(server.url + "/health", timeout=0.5), every="20ms")
     _wait(lambda: exp.timeline.recovery_state().successes >= 5)
-    fault = exp.inject(faults.custom(server.break_, server.fix, name="outage"))
-    time.sleep(outage)
-    fault.revert()
-    exp.wait_recovered(timeout=10)
+    fault = _outage(exp, server, outage)
     exp.finish(settle=False)
     rto = exp.measure().rto
     assert rto is not None and fault.record is not None and fault.record.reverted_at is not None
@@ -81,10 +88,7 @@ def run_locust(server: GroundTruthServer, outage: float, rate: int) -> float:
         exp.add_source(traffic)
         try:
             traffic.start().wait_steady()
-            fault = exp.inject(faults.custom(server.break_, server.fix, name="outage"))
-            time.sleep(outage)
-            fault.revert()
-            exp.wait_recovered(timeout=10)
+            fault = _outage(exp, server, outage)
         finally:
             exp.finish(settle=False)
     rto = exp.measure(source="load").rto
@@ -184,10 +188,7 @@ def run_blocking(server: GroundTruthServer, outage: float, clients: int, timeout
         thread.start()
     try:
         _wait(lambda: exp.timeline.recovery_state().successes >= 5)
-        fault = exp.inject(faults.custom(server.break_, server.fix, name="outage"))
-        time.sleep(outage)
-        fault.revert()
-        exp.wait_recovered(timeout=10)
+        _outage(exp, server, outage)
     finally:
         stop.set()
         server.repaired.set()
@@ -210,10 +211,7 @@ def run_burst_locustfile(server: GroundTruthServer, outage: float) -> Closed:
         exp.add_source(traffic)
         try:
             traffic.start().wait_steady()
-            fault = exp.inject(faults.custom(server.break_, server.fix, name="outage"))
-            time.sleep(outage)
-            fault.revert()
-            exp.wait_recovered(timeout=10)
+            _outage(exp, server, outage)
         finally:
             exp.finish(settle=False)
     return _closed_result(exp, server, "load")
