@@ -121,12 +121,19 @@ class HAProxy:
         self.service: Service = service.define(
             [binary, "-db", "-f", str(config)],
             name=name,
-            ready="tcp://127.0.0.1:{port}",
+            ready=self._ready,
             files={config: "\n".join(lines)},
             stop_signal="SIGUSR1",  # soft stop: finish the requests in flight
             **options,
         )
         self.config = self.service.files[config]
+
+    def _ready(self) -> None:
+        """Ready when the frontend accepts and the admin socket answers: HAProxy binds them one by one."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=2):
+            pass
+        if not self.states():
+            raise ConnectionError("haproxy: the admin socket lists no backend server yet")
 
     def start(self) -> HAProxy:
         self.service.start()
