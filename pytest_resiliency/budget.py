@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from pytest_resiliency.errors import ConfigError
+
 DURATION_HELP = "a number of seconds or a string like '250ms', '30s', '5m', '1h'"
 DISRUPTIONS = ("software", "hardware", "az", "region")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -27,7 +29,7 @@ DEFAULT_RECOVERY_WINDOW = 1.0
 DEFAULT_TIMEOUT = 60.0
 
 
-class BudgetError(ValueError):
+class BudgetError(ConfigError):
     """An NFR argument that cannot be understood; the message says what is accepted."""
 
 
