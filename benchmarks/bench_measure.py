@@ -26,7 +26,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from pytest_resiliency import measure
+from pytest_resiliency import measure, verdict
 from pytest_resiliency.budget import Budget, Criteria
 from pytest_resiliency.experiment import Experiment
 from pytest_resiliency.report import payload
@@ -126,8 +126,8 @@ def end_of_test(cap: int, faults: int, criteria: Criteria) -> None:
 
     def work() -> None:
         m = exp.measure()
-        verdict = measure.judge(m, exp.budget)
-        payload.build(exp, m, verdict, payload.PASS if verdict.passed else payload.BREACH, [])
+        v = verdict.judge(m, exp.budget)
+        payload.build(exp, m, v, payload.PASS if v.passed else payload.BREACH, [])
 
     work()  # imports (numpy) happen once per process, not per test
     elapsed = median_time(work, 3)

@@ -14,7 +14,8 @@ if TYPE_CHECKING:
     from . import faults, probes
     from .budget import Budget, BudgetError, Criteria, parse_duration
     from .experiment import Experiment
-    from .measure import Measurement, Verdict
+    from .measure import Measurement
+    from .verdict import Verdict
 
 __version__ = "0.1.0"
 

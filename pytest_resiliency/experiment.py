@@ -17,9 +17,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from . import probes as _probes
 from .budget import Budget, Criteria, parse_duration
-from .measure import LedgerResult, Measurement, Verdict, judge, measure, verify_ledger
+from .measure import LedgerResult, Measurement, measure, verify_ledger
 from .monitors import Monitor
 from .timeline import DEFAULT_MAX_OPERATIONS, Timeline
+from .verdict import Verdict, judge
 
 if TYPE_CHECKING:
     from .faults.base import Fault

@@ -1,4 +1,4 @@
-"""Pure measurement: Evidence + criteria -> Measurement; Measurement + Budget -> Verdict.
+"""Pure measurement: Evidence + criteria -> Measurement (the verdict is in ``verdict.py``).
 
 No I/O and no clocks here, so every definition can be tested on synthetic timelines.
 The definitions are the contract in the README ("Measurement definitions"):
@@ -22,7 +22,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .budget import Budget, Criteria, format_duration
+from .budget import Criteria
 from .columns import Columns, columns
 from .columns import percentile as percentile  # re-exported: the load stats and the chart use it
 from .timeline import WRITE_FAIL, WRITE_INDETERMINATE, WRITE_OK, Evidence, FaultRecord
@@ -165,39 +165,6 @@ class Measurement:
             "alert_delay": self.alert_delay,
             "writes": self.writes,
             "criteria": self.criteria.as_dict(),
-        }
-
-
-@dataclass(frozen=True)
-class Breach:
-    nfr: str
-    measured: float | None
-    budget: float
-    text: str
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class Verdict:
-    breaches: tuple[Breach, ...]
-    notes: tuple[str, ...] = ()  # what the reader must know about the evidence (never a breach)
-
-    @property
-    def passed(self) -> bool:
-        return not self.breaches
-
-    @property
-    def line(self) -> str:
-        return "; ".join(b.text for b in self.breaches)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "passed": self.passed,
-            "line": self.line,
-            "breaches": [b.as_dict() for b in self.breaches],
-            "notes": list(self.notes),
         }
 
 
@@ -436,176 +403,3 @@ def _only_source(evidence: Evidence, source: str) -> Evidence:
         for name in ("op_start", "op_latency", "op_ok", "op_name", "op_source", "op_error")
     }
     return Evidence(**{**evidence.__dict__, **columns})
-
-
-# -- verdict ----------------------------------------------------------------------
-
-
-def _episode_detail(e: Episode) -> str:
-    parts = []
-    if e.detection_delay is not None:
-        parts.append(f"first failure +{format_duration(e.detection_delay)}")
-    if e.recovery_from is not None and e.t_recovered is not None:
-        parts.append(
-            f"last seen down +{format_duration(e.recovery_from - e.t_inject)}, "
-            f"recovered by +{format_duration(e.t_recovered - e.t_inject)}"
-        )
-    parts.append(f"{e.failed} failed operation{'s' if e.failed != 1 else ''}")
-    return ", ".join(parts)
-
-
-def rto_text(rto: float, uncertainty: float | None) -> str:
-    """``2.01s (±0.98s)``: the judged upper end with the width of its bracket."""
-    return f"{format_duration(rto)} (±{format_duration(uncertainty or 0.0)})"
-
-
-SPARSE_SHARE = 0.10  # an uncertainty above this share of the RTO budget is reported
-
-
-def evidence_notes(m: Measurement, budget: Budget) -> list[str]:
-    """Say when the evidence around recovery is too sparse for the budget, and how to fix it."""
-    worst = m.worst
-    if budget.rto is None or worst is None or worst.uncertainty is None or worst.recovery_from is None:
-        return []
-    if worst.rto is None or worst.uncertainty <= SPARSE_SHARE * budget.rto:
-        return []
-    down = format_duration(worst.recovery_from - worst.t_inject)
-    return [
-        f"evidence too sparse around recovery: it happened between +{down}"
-        f" and +{format_duration(worst.rto)} (±{format_duration(worst.uncertainty)}, more than "
-        f"{SPARSE_SHARE:.0%} of the {format_duration(budget.rto)} budget); the RTO is judged on the upper end. "
-        "Send more operations around recovery: more concurrent clients or open-loop load, "
-        "experiment.monitor(..., every=...) with concurrency, and client timeouts well below the budget"
-    ]
-
-
-def _rto_breach(m: Measurement, budget: float) -> Breach | None:
-    worst = m.worst
-    limit = format_duration(budget)
-    if worst is None:
-        return Breach("rto", None, budget, f"RTO not measured: no fault was injected (budget {limit})")
-    if worst.status == "no evidence":
-        return Breach(
-            "rto",
-            None,
-            budget,
-            f"RTO unknown: no evidence after the fault ({', '.join(worst.faults)}): "
-            f"no operation was observed; start load or experiment.monitor() (budget {limit})",
-        )
-    if worst.status == "not recovered":
-        return Breach(
-            "rto",
-            None,
-            budget,
-            f"RTO not recovered within {format_duration(worst.timeout)} > budget {limit} ({_episode_detail(worst)})",
-        )
-    assert worst.rto is not None
-    if worst.rto > budget:
-        return Breach(
-            "rto",
-            worst.rto,
-            budget,
-            f"RTO {rto_text(worst.rto, worst.uncertainty)} > budget {limit} ({_episode_detail(worst)})",
-        )
-    return None
-
-
-def _rpo_breaches(m: Measurement, budget: Budget) -> list[Breach]:
-    wanted = [(n, v) for n, v in (("rpo", budget.rpo), ("rpo_writes", budget.rpo_writes)) if v is not None]
-    if not wanted:
-        return []
-    ledger = m.ledger
-    if ledger is None:
-        return [
-            Breach(
-                n,
-                None,
-                float(v),
-                f"{n.upper().replace('_WRITES', ' (writes)')} not measured: "
-                "the writes were never verified; call experiment.verify_writes(reader)",
-            )
-            for n, v in wanted
-        ]
-    breaches = []
-    if budget.rpo is not None:
-        rpo = ledger.rpo or 0.0
-        if ledger.lost and (rpo > budget.rpo or budget.rpo == 0):
-            breaches.append(
-                Breach(
-                    "rpo",
-                    rpo,
-                    budget.rpo,
-                    f"RPO {format_duration(rpo)} > budget {format_duration(budget.rpo)} "
-                    f"({ledger.lost} acknowledged write{'s' if ledger.lost != 1 else ''} lost)",
-                )
-            )
-    if budget.rpo_writes is not None and ledger.lost > budget.rpo_writes:
-        breaches.append(
-            Breach(
-                "rpo_writes",
-                float(ledger.lost),
-                float(budget.rpo_writes),
-                f"RPO {ledger.lost} writes lost > budget {budget.rpo_writes}",
-            )
-        )
-    return breaches
-
-
-def judge(m: Measurement, budget: Budget) -> Verdict:
-    """Hold a measurement against a budget; every breached NFR gets one clause."""
-    breaches: list[Breach] = []
-    if budget.rto is not None and (b := _rto_breach(m, budget.rto)):
-        breaches.append(b)
-    breaches += _rpo_breaches(m, budget)
-    fw = m.fault_window
-    if budget.error_rate is not None:
-        if fw.error_rate is None:
-            breaches.append(
-                Breach(
-                    "error_rate",
-                    None,
-                    budget.error_rate,
-                    "error rate unknown: no operation in the fault window (no evidence)",
-                )
-            )
-        elif fw.error_rate > budget.error_rate:
-            breaches.append(
-                Breach(
-                    "error_rate",
-                    fw.error_rate,
-                    budget.error_rate,
-                    f"error rate {fw.error_rate:.1%} > budget {budget.error_rate:.1%} "
-                    f"({fw.failed} of {fw.operations} operations failed in the fault window)",
-                )
-            )
-    if budget.p99 is not None:
-        if fw.p99 is None:
-            breaches.append(
-                Breach(
-                    "p99", None, budget.p99, "p99 unknown: no successful operation in the fault window (no evidence)"
-                )
-            )
-        elif fw.p99 > budget.p99:
-            breaches.append(
-                Breach(
-                    "p99",
-                    fw.p99,
-                    budget.p99,
-                    f"p99 {format_duration(fw.p99)} > budget {format_duration(budget.p99)} "
-                    f"(fault window, {fw.operations - fw.failed} successful operations)",
-                )
-            )
-    if budget.alert_within is not None:
-        limit = format_duration(budget.alert_within)
-        if m.alert_delay is None:
-            breaches.append(Breach("alert_within", None, budget.alert_within, f"no alert raised (budget {limit})"))
-        elif m.alert_delay > budget.alert_within:
-            breaches.append(
-                Breach(
-                    "alert_within",
-                    m.alert_delay,
-                    budget.alert_within,
-                    f"alert after {format_duration(m.alert_delay)} > budget {limit}",
-                )
-            )
-    return Verdict(tuple(breaches), tuple(evidence_notes(m, budget)))

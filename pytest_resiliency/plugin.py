@@ -348,8 +348,8 @@ def experiment(request: pytest.FixtureRequest) -> Iterator[Experiment]:
 
 def _conclude(item: pytest.Item, exp: Experiment, body_failed: bool) -> str | None:
     """Revert, settle, measure, judge; store the payload. Returns the failure line, if any."""
-    from .measure import judge
     from .report import payload as payloads
+    from .verdict import judge
 
     errors = exp.finish(settle=not body_failed)
     measurement = exp.measure()

@@ -9,8 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pytest_resiliency.budget import Budget, Criteria
-from pytest_resiliency.measure import judge, measure, percentile
+from pytest_resiliency.measure import measure, percentile
 from pytest_resiliency.timeline import FaultRecord, Timeline
+from pytest_resiliency.verdict import judge
 
 T0 = 1_700_000_000.0
 CRITERIA = Criteria(successes=5, window=1.0, timeout=60.0)
@@ -546,3 +547,23 @@ def test_numpy_and_pure_backends_give_identical_measurements(
         fast = measure(shuffled_evidence, CRITERIA).as_dict()
         assert type(backend.columns(shuffled_evidence)).__name__ == "_NumpyColumns"
     assert fast == pure
+
+
+def test_every_budgeted_nfr_is_judged_by_exactly_one_rule() -> None:
+    """A new NFR in Budget without a verdict rule would be silently ignored: the table must cover it."""
+    from pytest_resiliency.budget import _NFRS
+    from pytest_resiliency.verdict import LIMITS
+
+    ruled = ["rto", "rpo"] + [limit.nfr for limit in LIMITS]
+    assert sorted(ruled) == sorted(_NFRS) and len(set(ruled)) == len(ruled)
+
+
+def test_a_budget_with_no_evidence_breaches_every_nfr_as_unknown_not_as_a_number() -> None:
+    tl = Timeline()
+    tl.fault_injected(fault(0.0, 0.1))
+    m = measure(tl.snapshot(), CRITERIA)
+    budget = Budget(rto=1.0, rpo=0.0, rpo_writes=0, error_rate=0.1, p99=0.3, alert_within=1.0)
+    verdict = judge(m, budget)
+    assert [b.nfr for b in verdict.breaches] == ["rto", "rpo", "rpo_writes", "error_rate", "p99", "alert_within"]
+    assert all(b.measured is None for b in verdict.breaches)
+    assert "call experiment.verify_writes(reader)" in verdict.line and "no alert raised (budget 1.00s)" in verdict.line

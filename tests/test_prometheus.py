@@ -23,8 +23,8 @@ import pytest
 from pytest_resiliency import faults, probes
 from pytest_resiliency.budget import Budget, Criteria
 from pytest_resiliency.experiment import Experiment
-from pytest_resiliency.measure import judge
 from pytest_resiliency.probes import ProbeFailed
+from pytest_resiliency.verdict import judge
 from resiliency_tests.demo.harness import DemoProcess, request
 
 PROMETHEUS = shutil.which("prometheus")

@@ -13,9 +13,9 @@ import pytest
 from pytest_resiliency import faults
 from pytest_resiliency.budget import Budget, Criteria
 from pytest_resiliency.experiment import Experiment
-from pytest_resiliency.measure import judge
 from pytest_resiliency.report import chart, html, journal_schema, payload, series, summary_md
 from pytest_resiliency.report.secrets import REDACTED, env_secrets, scrub, scrub_text
+from pytest_resiliency.verdict import judge
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 

@@ -11,7 +11,8 @@ import time
 from typing import Any
 
 from ..experiment import Experiment
-from ..measure import Measurement, Verdict
+from ..measure import Measurement
+from ..verdict import Verdict
 from .secrets import scrub
 from .series import bucketed, lost_ack_times, span_of
 
