@@ -65,166 +65,6 @@ class HasPort(Protocol):
 Upstream = int | tuple[str, int] | HasPort
 
 
-class Proxy:
-    """A fault proxy process in front of ``upstream``: connect to :attr:`port` instead."""
-
-    def __init__(
-        self,
-        upstream: Upstream,
-        *,
-        listen_port: int | None = None,
-        name: str | None = None,
-        start_timeout: float | str = 10.0,
-    ) -> None:
-        host, port = _upstream(upstream)
-        if listen_port is not None:
-            from ..targets.service import ServiceError, check_port_free
-
-            validate.port(listen_port, "proxy listen_port")
-            try:
-                check_port_free(listen_port, what="proxy listen_port")
-            except ServiceError as exc:
-                raise FaultError(str(exc)) from None
-        wait = validate.duration(start_timeout, "proxy start_timeout", positive=True)
-        self.upstream = (host, port)
-        self.name = name or f"proxy-{port}"
-        spec = {"upstream_host": host, "upstream_port": port, "listen_port": listen_port or 0}
-        self._process = subprocess.Popen(
-            [sys.executable, "-I", "-S", proxy_server.__file__, json.dumps(spec)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            start_new_session=True,  # Ctrl-C is pytest's; the toxics are reverted before we close it
-        )
-        self._lock = threading.Lock()
-        self._ids = itertools.count(1)
-        first = self._readline(wait)
-        if first is None or first.get("event") != "listening":
-            self.close()
-            why = first.get("error") if first else f"no answer within {wait:g}s"
-            raise FaultError(f"fault proxy for {host}:{port} did not start: {why}")
-        self.port = int(first["port"])
-        self.host = "127.0.0.1"
-        self.pid = self._process.pid
-        self.start_ticks = procfs.start_time(self.pid)
-
-    @property
-    def identity(self) -> str:
-        """``proxy PID@START``: the proxy process, however the toxics reach it."""
-        return f"proxy {self.pid}@{self.start_ticks}"
-
-    def _readline(self, timeout: float) -> dict[str, Any] | None:
-        out = self._process.stdout
-        assert out is not None
-        ready, _, _ = select.select([out], [], [], timeout)
-        if not ready:
-            return None
-        line = out.readline()
-        return json.loads(line) if line else None
-
-    def call(self, op: str, timeout: float = 5.0, **fields: Any) -> dict[str, Any]:
-        """Send one command to the proxy process and return its answer (raises FaultError on failure)."""
-        with self._lock:
-            if self._process.poll() is not None or self._process.stdin is None:
-                raise FaultError(f"{self.name}: the proxy process is not running")
-            ident = next(self._ids)
-            self._process.stdin.write(json.dumps({"id": ident, "op": op, **fields}) + "\n")
-            self._process.stdin.flush()
-            answer = self._readline(timeout)
-        if answer is None:
-            raise FaultError(f"{self.name}: no answer to {op!r} within {timeout:g}s")
-        if not answer.get("ok"):
-            raise FaultError(f"{self.name}: {op} failed: {answer.get('error')}")
-        return answer
-
-    @property
-    def address(self) -> str:
-        return f"{self.host}:{self.port}"
-
-    @property
-    def url(self) -> str:
-        return f"http://{self.address}"
-
-    @property
-    def running(self) -> bool:
-        return self._process.poll() is None
-
-    def toxics(self) -> list[dict[str, Any]]:
-        """The toxics the proxy process holds right now (asked of the process, not remembered here)."""
-        return list(self.call("list")["toxics"])
-
-    def stats(self) -> dict[str, Any]:
-        return self.call("stats")
-
-    def reset(self) -> None:
-        """Remove every toxic (and re-enable a proxy that is down)."""
-        self.call("reset")
-
-    def close(self) -> None:
-        """Stop the proxy: its toxics and connections go with it. Safe to call twice."""
-        process = self._process
-        if process.stdin is not None:
-            with contextlib.suppress(OSError, ValueError):
-                process.stdin.close()
-        try:
-            process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        if process.stdout is not None:
-            process.stdout.close()
-
-    # -- toxics as methods: p.latency("100ms") is faults.latency(p, "100ms") ---------------------
-
-    def latency(self, latency: Duration, jitter: Duration = 0, **options: Any) -> LatencyToxic:
-        return _latency(self, latency, jitter, **options)
-
-    def bandwidth(self, rate: float | str, **options: Any) -> BandwidthToxic:
-        return _bandwidth(self, rate, **options)
-
-    def down(self, **options: Any) -> DownToxic:
-        return _down(self, **options)
-
-    def blackhole(self, **options: Any) -> BlackholeToxic:
-        return BlackholeToxic(self, {}, **options)
-
-    def reset_peer(self, after: Duration = 0, **options: Any) -> ResetPeerToxic:
-        return _reset_peer(self, after, **options)
-
-    def timeout(self, after: Duration = 0, **options: Any) -> TimeoutToxic:
-        return _timeout(self, after, **options)
-
-    def slicer(self, average_size: Size, size_variation: Size = 0, delay: Duration = 0, **options: Any) -> SlicerToxic:
-        return _slicer(self, average_size, size_variation, delay, **options)
-
-    def limit_data(self, bytes: Size, **options: Any) -> LimitDataToxic:
-        return _limit_data(self, bytes, **options)
-
-    def __enter__(self) -> Proxy:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        return f"<Proxy {self.address} -> {self.upstream[0]}:{self.upstream[1]}>"
-
-
-def _upstream(upstream: object) -> tuple[str, int]:
-    if isinstance(upstream, tuple) and len(upstream) == 2:
-        host, port = upstream
-    elif isinstance(upstream, int) and not isinstance(upstream, bool):
-        host, port = "127.0.0.1", upstream
-    elif getattr(upstream, "port", None) is not None:
-        host, port = "127.0.0.1", getattr(upstream, "port")  # noqa: B009 - any object with a port
-    else:
-        raise ConfigError(
-            f"proxy upstream {validate.shown(upstream)} is not accepted; "
-            "use a port, (host, port) or a service with a port"
-        )
-    return str(host), validate.port(port, "proxy upstream port")
-
-
 # -- toxics --------------------------------------------------------------------------------------
 
 
@@ -404,14 +244,14 @@ def toxic(proxy: Proxy, type: str, attributes: dict[str, Any] | None = None, **o
     ``faults.toxic(p, "latency", {"latency": "100ms"})`` is ``faults.latency(p, latency="100ms")``.
     """
     factories: dict[str, Any] = {
-        "latency": _latency,
-        "bandwidth": _bandwidth,
-        "down": _down,
-        "blackhole": lambda p, **kw: BlackholeToxic(p, {}, **kw),
-        "reset_peer": _reset_peer,
-        "timeout": _timeout,
-        "slicer": _slicer,
-        "limit_data": _limit_data,
+        "latency": latency,
+        "bandwidth": bandwidth,
+        "down": down,
+        "blackhole": blackhole,
+        "reset_peer": reset_peer,
+        "timeout": timeout,
+        "slicer": slicer,
+        "limit_data": limit_data,
     }
     if type not in factories:
         raise ConfigError(f"faults.toxic: type={validate.shown(type)} is not a toxic; accepted: {', '.join(TOXICS)}")
@@ -572,13 +412,159 @@ def limit_data(
     )
 
 
-# The Proxy methods call these (their own names are taken by the methods inside the class body).
-_latency, _bandwidth, _down, _reset_peer, _timeout, _slicer, _limit_data = (
-    latency,
-    bandwidth,
-    down,
-    reset_peer,
-    timeout,
-    slicer,
-    limit_data,
-)
+def blackhole(
+    proxy: Proxy,
+    *,
+    stream: Stream | None = None,
+    toxicity: float = 1.0,
+    name: str | None = None,
+    max_duration: float | str | None = None,
+) -> BlackholeToxic:
+    """Accept connections and silently drop their data (both directions by default); ``faults.blackhole(p)``."""
+    return BlackholeToxic(proxy, {}, stream=stream, toxicity=toxicity, name=name, max_duration=max_duration)
+
+
+# The client is defined after the toxic functions: its methods are those functions.
+class Proxy:
+    """A fault proxy process in front of ``upstream``: connect to :attr:`port` instead."""
+
+    def __init__(
+        self,
+        upstream: Upstream,
+        *,
+        listen_port: int | None = None,
+        name: str | None = None,
+        start_timeout: float | str = 10.0,
+    ) -> None:
+        host, port = _upstream(upstream)
+        if listen_port is not None:
+            from ..targets.service import ServiceError, check_port_free
+
+            validate.port(listen_port, "proxy listen_port")
+            try:
+                check_port_free(listen_port, what="proxy listen_port")
+            except ServiceError as exc:
+                raise FaultError(str(exc)) from None
+        wait = validate.duration(start_timeout, "proxy start_timeout", positive=True)
+        self.upstream = (host, port)
+        self.name = name or f"proxy-{port}"
+        spec = {"upstream_host": host, "upstream_port": port, "listen_port": listen_port or 0}
+        self._process = subprocess.Popen(
+            [sys.executable, "-I", "-S", proxy_server.__file__, json.dumps(spec)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            start_new_session=True,  # Ctrl-C is pytest's; the toxics are reverted before we close it
+        )
+        self._lock = threading.Lock()
+        self._ids = itertools.count(1)
+        first = self._readline(wait)
+        if first is None or first.get("event") != "listening":
+            self.close()
+            why = first.get("error") if first else f"no answer within {wait:g}s"
+            raise FaultError(f"fault proxy for {host}:{port} did not start: {why}")
+        self.port = int(first["port"])
+        self.host = "127.0.0.1"
+        self.pid = self._process.pid
+        self.start_ticks = procfs.start_time(self.pid)
+
+    @property
+    def identity(self) -> str:
+        """``proxy PID@START``: the proxy process, however the toxics reach it."""
+        return f"proxy {self.pid}@{self.start_ticks}"
+
+    def _readline(self, timeout: float) -> dict[str, Any] | None:
+        out = self._process.stdout
+        assert out is not None
+        ready, _, _ = select.select([out], [], [], timeout)
+        if not ready:
+            return None
+        line = out.readline()
+        return json.loads(line) if line else None
+
+    def call(self, op: str, timeout: float = 5.0, **fields: Any) -> dict[str, Any]:
+        """Send one command to the proxy process and return its answer (raises FaultError on failure)."""
+        with self._lock:
+            if self._process.poll() is not None or self._process.stdin is None:
+                raise FaultError(f"{self.name}: the proxy process is not running")
+            ident = next(self._ids)
+            self._process.stdin.write(json.dumps({"id": ident, "op": op, **fields}) + "\n")
+            self._process.stdin.flush()
+            answer = self._readline(timeout)
+        if answer is None:
+            raise FaultError(f"{self.name}: no answer to {op!r} within {timeout:g}s")
+        if not answer.get("ok"):
+            raise FaultError(f"{self.name}: {op} failed: {answer.get('error')}")
+        return answer
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.address}"
+
+    @property
+    def running(self) -> bool:
+        return self._process.poll() is None
+
+    def toxics(self) -> list[dict[str, Any]]:
+        """The toxics the proxy process holds right now (asked of the process, not remembered here)."""
+        return list(self.call("list")["toxics"])
+
+    def stats(self) -> dict[str, Any]:
+        return self.call("stats")
+
+    def reset(self) -> None:
+        """Remove every toxic (and re-enable a proxy that is down)."""
+        self.call("reset")
+
+    def close(self) -> None:
+        """Stop the proxy: its toxics and connections go with it. Safe to call twice."""
+        process = self._process
+        if process.stdin is not None:
+            with contextlib.suppress(OSError, ValueError):
+                process.stdin.close()
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
+
+    # -- toxics as methods: p.latency("100ms") is faults.latency(p, "100ms"), same signature --------
+
+    latency = latency
+    bandwidth = bandwidth
+    down = down
+    blackhole = blackhole
+    reset_peer = reset_peer
+    timeout = timeout
+    slicer = slicer
+    limit_data = limit_data
+
+    def __enter__(self) -> Proxy:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<Proxy {self.address} -> {self.upstream[0]}:{self.upstream[1]}>"
+
+
+def _upstream(upstream: object) -> tuple[str, int]:
+    if isinstance(upstream, tuple) and len(upstream) == 2:
+        host, port = upstream
+    elif isinstance(upstream, int) and not isinstance(upstream, bool):
+        host, port = "127.0.0.1", upstream
+    elif getattr(upstream, "port", None) is not None:
+        host, port = "127.0.0.1", getattr(upstream, "port")  # noqa: B009 - any object with a port
+    else:
+        raise ConfigError(
+            f"proxy upstream {validate.shown(upstream)} is not accepted; "
+            "use a port, (host, port) or a service with a port"
+        )
+    return str(host), validate.port(port, "proxy upstream port")
