@@ -119,7 +119,13 @@ class Fault(abc.ABC):
         They key the refusal of a second fault of this kind and the cross-process lock, so one
         target addressed two ways is still one target. Empty: nothing to claim.
         """
-        return [] if self.target is None else [f"target {self.target}"]
+        key = self.lock_key
+        return [] if key is None else [key]
+
+    @property
+    def lock_key(self) -> str | None:
+        """One identity string (the former API; subclasses that override it keep working)."""
+        return None if self.target is None else f"target {self.target}"
 
     def params(self) -> dict[str, Any]:
         """The fault's parameters, builtins only (they travel to reports and across xdist)."""
