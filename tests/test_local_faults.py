@@ -17,8 +17,7 @@ from typing import Any
 import psutil
 import pytest
 
-from pytest_resiliency import faults, probes
-from pytest_resiliency import procfs
+from pytest_resiliency import faults, probes, procfs
 from pytest_resiliency.errors import ConfigError, FaultError
 from pytest_resiliency.faults import base, undo
 from pytest_resiliency.procfs import state as status
@@ -180,7 +179,7 @@ def test_target_lock_keeps_other_processes_off_the_target(
         (lambda: faults.kill(2**22 + 12345), r"pid 4206649 does not exist"),
         (lambda: faults.kill(-5), r"pid -5 is not a valid pid"),
         (lambda: faults.kill(f"no-such-{uuid.uuid4().hex[:6]}"), r"no process named 'no-such-\w+' is running"),
-        (lambda: faults.kill(1.5), r"is not accepted; use a service .*, a pid \(int\) or a process name"),
+        (lambda: faults.kill(1.5), r"is not accepted; use a service .*, a pid \(int\) or a process name"),  # type: ignore[arg-type]
         (lambda: faults.kill(os.getpid(), signal="SIGNOPE"), r"signal='SIGNOPE' is not a signal"),
         (lambda: faults.pause(os.getpid(), max_duration=-1), r"max_duration=-1 must be a finite duration > 0"),
         (lambda: faults.cpu_stress(0), r"cores=0 must be a whole number >= 1"),
@@ -193,7 +192,10 @@ def test_target_lock_keeps_other_processes_off_the_target(
         (lambda: faults.disk_fill("/nonexistent", 10), r"path='/nonexistent' is not a directory"),
         (lambda: faults.disk_fill("/tmp", percent=250), r"percent=250 is out of range"),
         (lambda: faults.io_stress(0), r"workers=0 must be a whole number >= 1"),
-        (lambda: faults.cpu_stress(engine="turbo"), r"engine='turbo' is not accepted; use one of auto, stress-ng, python"),
+        (
+            lambda: faults.cpu_stress(engine="turbo"),
+            r"engine='turbo' is not accepted; use one of auto, stress-ng, python",
+        ),
         (lambda: faults.io_stress(confine=1), r"unexpected keyword"),  # type: ignore[call-arg]
     ],
 )

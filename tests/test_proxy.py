@@ -226,11 +226,11 @@ def test_bad_toxic_input_is_a_clear_error(px: Proxy, make: Callable[[Proxy], Any
 @pytest.mark.parametrize(
     ("make", "old", "new"),
     [
-        (lambda p: faults.latency(p, 0.1, jitter_ms=10), "jitter_ms", "jitter"),
-        (lambda p: faults.reset_peer(p, timeout_ms=50), "timeout_ms", "after"),
-        (lambda p: faults.timeout(p, timeout=200), "timeout", "after"),
-        (lambda p: faults.slicer(p, 100, delay_us=10), "delay_us", "delay"),
-        (lambda p: faults.bandwidth(p, "1MB/s", rate_kbps=400), "rate_kbps", "rate"),
+        (lambda p: faults.latency(p, 0.1, jitter_ms=10), "jitter_ms", "jitter"),  # type: ignore[arg-type]
+        (lambda p: faults.reset_peer(p, timeout_ms=50), "timeout_ms", "after"),  # type: ignore[arg-type]
+        (lambda p: faults.timeout(p, timeout=200), "timeout", "after"),  # type: ignore[arg-type]
+        (lambda p: faults.slicer(p, 100, delay_us=10), "delay_us", "delay"),  # type: ignore[arg-type]
+        (lambda p: faults.bandwidth(p, "1MB/s", rate_kbps=400), "rate_kbps", "rate"),  # type: ignore[arg-type]
     ],
 )
 def test_old_unit_keywords_are_refused_naming_the_new_one(
@@ -243,11 +243,11 @@ def test_old_unit_keywords_are_refused_naming_the_new_one(
 
 def test_an_old_name_for_the_main_argument_is_a_type_error_naming_the_new_one(px: Proxy) -> None:
     with pytest.raises(TypeError, match="missing 1 required positional argument: 'latency'"):
-        faults.latency(px, latency_ms=100)  # type: ignore[call-arg]
+        faults.latency(px, latency_ms=100)  # type: ignore[call-arg, arg-type]
 
 
 def test_an_unknown_keyword_is_a_type_error(px: Proxy) -> None:
-    with pytest.raises(TypeError, match="faults.latency\\(\\) got an unexpected keyword argument 'nonsense'"):
+    with pytest.raises(TypeError, match=r"faults.latency\(\) got an unexpected keyword argument 'nonsense'"):
         faults.latency(px, 0.1, nonsense=1)  # type: ignore[arg-type]
 
 

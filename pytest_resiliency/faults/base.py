@@ -26,7 +26,7 @@ import threading
 import time
 from collections.abc import Callable
 from types import TracebackType
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, Self
 
 from .. import validate
 from ..budget import format_duration
@@ -147,7 +147,7 @@ class Fault(abc.ABC):
     def active(self) -> bool:
         return self.record is not None and self.record.reverted_at is None
 
-    def inject(self, *, recorder: Recorder | None = None) -> Fault:
+    def inject(self, *, recorder: Recorder | None = None) -> Self:
         """Inject now; ``t_inject`` is taken immediately before the fault acts.
 
         ``recorder`` receives the fault's record (default: the running test's experiment).
@@ -155,7 +155,7 @@ class Fault(abc.ABC):
         with termination.step(on_deferred=self.revert):  # a SIGTERM now waits for the inject to finish
             return self._inject_locked(recorder)
 
-    def _inject_locked(self, recorder: Recorder | None) -> Fault:
+    def _inject_locked(self, recorder: Recorder | None) -> Self:
         with self._lock:
             if self.active:
                 raise FaultError(f"{self.describe()} is already injected; revert it first")
@@ -273,7 +273,7 @@ class Fault(abc.ABC):
         with contextlib.suppress(Exception):
             self._revert()
 
-    def __enter__(self) -> Fault:
+    def __enter__(self) -> Self:
         return self.inject()
 
     def __exit__(
