@@ -24,13 +24,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--resiliency-recover",
         action="store_true",
         default=False,
-        help="undo the faults left active by pytest runs that were killed (from the on-disk journal), then exit",
+        help="undo the faults left active by pytest runs that were killed (from the on-disk undo log), then exit",
     )
     group.addoption(
         "--resiliency-journal-dir",
         metavar="PATH",
         default=None,
-        help=f"directory of the journal of active faults and target locks (default ${JOURNAL_ENV} "
+        help=f"directory of the undo log of active faults and the target locks (default ${JOURNAL_ENV} "
         "or /tmp/pytest-resiliency-UID)",
     )
 
