@@ -60,5 +60,5 @@ def test_wrong_keywords_and_types_fail_type_checking(tmp_path: Path) -> None:
     errors = [line for line in done.stdout.splitlines() if ": error:" in line]
     lines = sorted({int(line.split(":")[1]) for line in errors})
     assert lines == [6, 7, 8, 9, 10, 11, 12, 13], done.stdout + done.stderr
-    assert 'Unexpected keyword argument "nonsense" for "kill"' in done.stdout
+    assert 'Unexpected keyword argument "nonsense" for "Kill"' in done.stdout  # faults.kill is the class Kill
     assert 'Argument "jitter_ms" to "latency" has incompatible type "int"; expected "Never"' in done.stdout

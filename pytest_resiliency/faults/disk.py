@@ -90,13 +90,5 @@ class DiskFill(Fault):
         return f"fill {self.path} {amount}"
 
 
-def disk_fill(
-    path: str | os.PathLike[str],
-    bytes: int | str | None = None,
-    *,
-    percent: float | None = None,
-    name: str | None = None,
-    max_duration: float | str | None = None,
-) -> DiskFill:
-    """Take ``bytes`` of free space in ``path``'s filesystem, or fill it up to ``percent`` used."""
-    return DiskFill(path, bytes, percent=percent, name=name, max_duration=max_duration)
+# The faults as users call them (``faults.kill(...)``): the classes themselves, one signature each.
+disk_fill = DiskFill

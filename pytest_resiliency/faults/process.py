@@ -72,7 +72,9 @@ def _send(procs: list[Proc], signum: int, group: bool) -> list[int]:
 class ProcessFault(Fault):
     """Shared by kill, pause and restart: a process target resolved just before acting."""
 
-    def __init__(self, process: ProcessSpec, *, name: str | None, max_duration: float | str | None) -> None:
+    def __init__(
+        self, process: ProcessSpec, *, name: str | None = None, max_duration: float | str | None = None
+    ) -> None:
         super().__init__(name=name, max_duration=max_duration)
         self.process = process_target(self.kind, process)
         self.procs: list[Proc] = []
@@ -228,28 +230,7 @@ class Restart(ProcessFault):
         return f"restart {self.target}"
 
 
-def kill(
-    process: ProcessSpec,
-    signal: SignalSpec = _signal.SIGKILL,
-    *,
-    name: str | None = None,
-    max_duration: float | str | None = None,
-) -> Kill:
-    """Send ``signal`` (default SIGKILL) to a service's process group, a pid, or every process with a name."""
-    return Kill(process, signal, name=name, max_duration=max_duration)
-
-
-def pause(process: ProcessSpec, *, name: str | None = None, max_duration: float | str | None = None) -> Pause:
-    """Freeze the target with SIGSTOP while the ``with`` body runs; SIGCONT on exit or expiry."""
-    return Pause(process, name=name, max_duration=max_duration)
-
-
-def restart(
-    process: ProcessSpec,
-    *,
-    grace: float | str = 5.0,
-    name: str | None = None,
-    max_duration: float | str | None = None,
-) -> Restart:
-    """Restart a service through its supervisor, or a pid/name by stopping and relaunching its command."""
-    return Restart(process, grace=grace, name=name, max_duration=max_duration)
+# The faults as users call them (``faults.kill(...)``): the classes themselves, one signature each.
+kill = Kill
+pause = Pause
+restart = Restart

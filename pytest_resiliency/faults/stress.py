@@ -180,6 +180,8 @@ def _seconds_left(deadline: float) -> str:
 
 
 class CpuStress(Stress):
+    """Load ``cores`` CPUs (all by default) at ``load_percent``; ``confine=svc`` shares a cpu quota with svc."""
+
     kind = "cpu_stress"
     controller = "cpu"
 
@@ -217,6 +219,8 @@ class CpuStress(Stress):
 
 
 class MemoryStress(Stress):
+    """Hold ``bytes`` (or ``percent`` of RAM) resident; ``confine=svc`` shares a memory limit with svc."""
+
     kind = "memory_stress"
     controller = "memory"
 
@@ -270,6 +274,8 @@ class MemoryStress(Stress):
 
 
 class IoStress(Stress):
+    """Write and sync ``bytes`` per worker in a directory of ``path`` (default the temp dir) in a loop."""
+
     kind = "io_stress"
 
     def __init__(
@@ -330,40 +336,7 @@ class IoStress(Stress):
         return f"io stress {self.workers} worker(s) x {self.bytes} bytes in {self.path}"
 
 
-def cpu_stress(
-    cores: int | None = None,
-    load_percent: float = 100,
-    *,
-    engine: str = "auto",
-    confine: ProcessSpec | None = None,
-    name: str | None = None,
-    max_duration: float | str | None = None,
-) -> CpuStress:
-    """Load ``cores`` CPUs (all by default) at ``load_percent``; ``confine=svc`` shares a cpu quota with svc."""
-    return CpuStress(cores, load_percent, engine=engine, confine=confine, name=name, max_duration=max_duration)
-
-
-def memory_stress(
-    bytes: Size | None = None,
-    *,
-    percent: float | None = None,
-    engine: str = "auto",
-    confine: ProcessSpec | None = None,
-    name: str | None = None,
-    max_duration: float | str | None = None,
-) -> MemoryStress:
-    """Hold ``bytes`` (or ``percent`` of RAM) resident; ``confine=svc`` shares a memory limit with svc."""
-    return MemoryStress(bytes, percent=percent, engine=engine, confine=confine, name=name, max_duration=max_duration)
-
-
-def io_stress(
-    workers: int = 1,
-    *,
-    bytes: Size = 64 << 20,
-    path: str | os.PathLike[str] | None = None,
-    engine: str = "auto",
-    name: str | None = None,
-    max_duration: float | str | None = None,
-) -> IoStress:
-    """Write and sync ``bytes`` per worker in a directory of ``path`` (default the temp dir) in a loop."""
-    return IoStress(workers, bytes=bytes, path=path, engine=engine, name=name, max_duration=max_duration)
+# The faults as users call them (``faults.kill(...)``): the classes themselves, one signature each.
+cpu_stress = CpuStress
+memory_stress = MemoryStress
+io_stress = IoStress
