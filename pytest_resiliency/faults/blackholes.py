@@ -11,6 +11,7 @@ from typing import overload
 
 from .. import validate
 from ..errors import ConfigError
+from . import toxics
 from .netns import NetNamespace
 from .nftables import PortBlackhole
 from .toxics import BlackholeToxic, Proxy, Stream
@@ -52,7 +53,7 @@ def blackhole(
     if isinstance(target, Proxy):
         if netns is not None:
             raise ConfigError("faults.blackhole: netns= is for a port; a proxy blackhole acts inside the proxy")
-        return BlackholeToxic(target, {}, stream=stream, toxicity=toxicity, name=name, max_duration=max_duration)
+        return toxics.blackhole(target, stream=stream, toxicity=toxicity, name=name, max_duration=max_duration)
     if isinstance(target, int) and not isinstance(target, bool):
         if stream is not None or toxicity != 1.0:
             raise ConfigError("faults.blackhole: stream= and toxicity= are for a proxy; a port blackhole drops all")
