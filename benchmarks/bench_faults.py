@@ -27,7 +27,8 @@ from typing import Any
 
 from pytest_resiliency import faults
 from pytest_resiliency.faults.base import Fault
-from pytest_resiliency.faults.network import NetNamespace, Proxy
+from pytest_resiliency.faults.netns import NetNamespace
+from pytest_resiliency.faults.toxics import Proxy
 
 
 class _Echo(socketserver.BaseRequestHandler):
@@ -83,14 +84,14 @@ def main() -> int:
             "memory_stress 16MiB": lambda: faults.memory_stress(16 << 20, max_duration=30),
             "io_stress 1MiB": lambda: faults.io_stress(1, bytes=1 << 20, path=tmp, max_duration=30),
             "disk_fill 64MiB": lambda: faults.disk_fill(tmp, 64 << 20),
-            "latency toxic": lambda: faults.latency(proxy, 10),
+            "latency toxic": lambda: faults.latency(proxy, "10ms"),
         }
         if not shutil.which("stress-ng"):
             del kinds["cpu_stress stress-ng"]
         if NetNamespace.unavailable() is None:
             ns = NetNamespace().create()
             name = ns.name
-            kinds["port_blackhole (nft)"] = lambda: faults.port_blackhole(8080, netns=name)
+            kinds["blackhole (nft)"] = lambda: faults.blackhole(8080, netns=name)
         print(f"fault injection and revert latency ({args.rounds} rounds each)")
         for label, make in kinds.items():
             injects, reverts = bench_fault(make, args.rounds)
@@ -101,7 +102,7 @@ def main() -> int:
             base = statistics.median(rtt(sock) for _ in range(40))
             print(f"  proxy round trip without toxics: median {base * 1000:.3f} ms")
             for requested in (1, 10, 50, 200):
-                with faults.latency(proxy, requested):
+                with faults.latency(proxy, requested / 1000):
                     errors: list[Any] = [(rtt(sock) - base) * 1000 - requested for _ in range(40)]
                 print(
                     f"  {requested:4d} ms: error median {statistics.median(errors):+.3f} ms"

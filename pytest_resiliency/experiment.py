@@ -36,6 +36,9 @@ def current_experiment() -> Experiment | None:
 def set_current(experiment: Experiment | None) -> None:
     global _current
     _current = experiment
+    from .faults.base import set_recorder  # faults report to the running test's experiment
+
+    set_recorder(experiment)
 
 
 class Source(Protocol):
@@ -111,8 +114,7 @@ class Experiment:
 
     def inject(self, fault: Fault) -> Fault:
         """Inject ``fault`` now and revert it at the end of the test at the latest."""
-        fault.experiment = self
-        return fault.inject()
+        return fault.inject(recorder=self)
 
     def fault_injected(self, fault: Fault) -> None:
         assert fault.record is not None
@@ -128,6 +130,9 @@ class Experiment:
         self.timeline.fault_reverted(fault.record, at, error)
         if self._hooks is not None:
             self._hooks.fault_reverted(fault, self)
+
+    def fault_expired(self, fault: Fault, at: float) -> None:
+        self.timeline.mark(at, "fault-expired", fault.name, max_duration=fault.max_duration)
 
     @property
     def faults(self) -> list[Fault]:

@@ -45,7 +45,7 @@ def test_dependency_latency_keeps_p99_within_budget(
     orders, link = _orders_behind_proxy(demo, proxy)
     traffic = load(orders.url, users=10, rate=60, writes=0.3, request_timeout="2s")
     traffic.wait_steady(successes=BASELINE)
-    with faults.latency(link, 200):
+    with faults.latency(link, "200ms"):
         time.sleep(4)  # the fault's duration, not a synchronisation
     window = experiment.measure().fault_window
     assert window.p99 is not None and window.p99 >= 0.2, "the writes must have paid the 200 ms"
@@ -66,7 +66,7 @@ def test_dependency_latency_breaches_tight_p99(
     orders, link = _orders_behind_proxy(demo, proxy)
     traffic = load(orders.url, users=10, rate=60, writes=0.3, request_timeout="2s")
     traffic.wait_steady(successes=BASELINE)
-    with faults.latency(link, 200):
+    with faults.latency(link, "200ms"):
         time.sleep(3)  # the fault's duration
 
 

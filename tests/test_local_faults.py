@@ -17,10 +17,10 @@ from typing import Any
 import psutil
 import pytest
 
-from pytest_resiliency import faults, probes
-from pytest_resiliency.faults import base, journal
-from pytest_resiliency.faults.base import FaultError
-from pytest_resiliency.targets.process import status
+from pytest_resiliency import faults, probes, procfs
+from pytest_resiliency.errors import ConfigError, FaultError
+from pytest_resiliency.faults import base, undo
+from pytest_resiliency.procfs import state as status
 from pytest_resiliency.targets.service import Service
 
 ServiceFactory = Callable[..., Service]
@@ -49,7 +49,7 @@ def named_sleeper(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]
 
 @pytest.fixture(autouse=True)
 def private_journal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    monkeypatch.setenv(journal.ENV_DIR, str(tmp_path / "journal"))
+    monkeypatch.setenv(undo.ENV_DIR, str(tmp_path / "journal"))
     return tmp_path / "journal"
 
 
@@ -135,12 +135,12 @@ def test_second_fault_of_the_same_kind_on_a_target_is_refused(sleeper: subproces
         pass
 
 
-def test_journal_holds_the_undo_recipe_while_active(sleeper: subprocess.Popen[bytes], private_journal: Path) -> None:
+def test_the_undo_log_holds_the_recipe_while_active(sleeper: subprocess.Popen[bytes], private_journal: Path) -> None:
     with faults.pause(sleeper.pid):
-        (entry,) = journal.entries(private_journal)
+        (entry,) = undo.entries(private_journal)
         assert entry.data["kind"] == "pause"
         assert entry.data["undo"][0]["op"] == "signal" and entry.data["undo"][0]["pid"] == sleeper.pid
-    assert journal.entries(private_journal) == []
+    assert undo.entries(private_journal) == []
 
 
 def test_target_lock_keeps_other_processes_off_the_target(
@@ -149,8 +149,9 @@ def test_target_lock_keeps_other_processes_off_the_target(
     holder = subprocess.Popen(
         [
             sys.executable, "-c",
-            "import sys, time; from pytest_resiliency.faults.journal import TargetLock\n"
-            f"lock = TargetLock('process:{sleeper.pid}'); lock.acquire(5, 'pid holder (test_other.py::t, pause)')\n"
+            "import sys, time; from pytest_resiliency.faults.claims import TargetLock\n"
+            f"lock = TargetLock('process {sleeper.pid}@{procfs.start_time(sleeper.pid)}')\n"
+            "lock.acquire(5, 'pid holder (test_other.py::t, pause)')\n"
             "print('held', flush=True); time.sleep(1.0); lock.release()",
         ],
         stdout=subprocess.PIPE,
@@ -178,24 +179,37 @@ def test_target_lock_keeps_other_processes_off_the_target(
         (lambda: faults.kill(2**22 + 12345), r"pid 4206649 does not exist"),
         (lambda: faults.kill(-5), r"pid -5 is not a valid pid"),
         (lambda: faults.kill(f"no-such-{uuid.uuid4().hex[:6]}"), r"no process named 'no-such-\w+' is running"),
-        (lambda: faults.kill(1.5), r"is not accepted; use a service .*, a pid \(int\) or a process name"),
+        (lambda: faults.kill(1.5), r"is not accepted; use a service .*, a pid \(int\) or a process name"),  # type: ignore[arg-type]
         (lambda: faults.kill(os.getpid(), signal="SIGNOPE"), r"signal='SIGNOPE' is not a signal"),
-        (lambda: faults.pause(os.getpid(), max_duration=-1), r"max_duration=-1 must be a finite duration >= 0"),
+        (lambda: faults.pause(os.getpid(), max_duration=-1), r"max_duration=-1 must be a finite duration > 0"),
         (lambda: faults.cpu_stress(0), r"cores=0 must be a whole number >= 1"),
+        (lambda: faults.disk_fill("/tmp", "1 GB"), r"bytes='1 GB' is not a size"),
         (lambda: faults.cpu_stress(1, 150), r"load_percent=150 is out of range; accepted: between 1 and 100"),
-        (lambda: faults.memory_stress(percent=101), r"percent=101 is out of range; accepted: between 0 and 100"),
+        (lambda: faults.memory_stress(percent=101), r"percent=101 is out of range; accepted: > 0 and <= 100"),
         (lambda: faults.memory_stress(), r"give exactly one of bytes= or percent="),
-        (lambda: faults.memory_stress(-1), r"bytes=-1 must be a whole number of bytes > 0"),
+        (lambda: faults.memory_stress(-1), r"bytes=-1 must be a size > 0"),
+        (lambda: faults.memory_stress("lots"), r"bytes='lots' is not a size; use a number of bytes or a string"),
         (lambda: faults.disk_fill("/nonexistent", 10), r"path='/nonexistent' is not a directory"),
         (lambda: faults.disk_fill("/tmp", percent=250), r"percent=250 is out of range"),
         (lambda: faults.io_stress(0), r"workers=0 must be a whole number >= 1"),
-        (lambda: faults.cpu_stress(engine="turbo"), r"engine='turbo' is not one of auto, stress-ng, python"),
-        (lambda: faults.io_stress(confine=1), r"unexpected keyword"),
+        (
+            lambda: faults.cpu_stress(engine="turbo"),
+            r"engine='turbo' is not accepted; use one of auto, stress-ng, python",
+        ),
+        (lambda: faults.io_stress(confine=1), r"unexpected keyword"),  # type: ignore[call-arg]
     ],
 )
 def test_bad_input_is_a_clear_error(make: Callable[[], Any], message: str) -> None:
-    with pytest.raises((FaultError, TypeError), match=message):
+    """Bad arguments are a ConfigError (a ValueError) naming them; a missing target is a FaultError."""
+    with pytest.raises((ConfigError, FaultError, TypeError), match=message):
         make().inject()
+
+
+def test_bad_arguments_are_config_errors_and_missing_targets_fault_errors() -> None:
+    with pytest.raises(ConfigError):
+        faults.cpu_stress(0)
+    with pytest.raises(FaultError):
+        faults.kill(2**22 + 12345).inject()
 
 
 def test_disk_fill_beyond_free_space_is_refused(tmp_path: Path) -> None:
@@ -322,20 +336,20 @@ def test_confined_stress_shares_a_cgroup_with_the_service(service: ServiceFactor
 
 
 def test_recover_undoes_entries_of_dead_owners_only(sleeper: subprocess.Popen[bytes], private_journal: Path) -> None:
-    """A journal entry of a live owner is left alone; one of a dead owner is undone."""
+    """An undo-log entry of a live owner is left alone; one of a dead owner is undone."""
     os.kill(sleeper.pid, signal.SIGSTOP)
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     owner = int(dead.stdout)
-    entry = journal.Entry.create("pause", f"pid {sleeper.pid}", "pause by a dead pytest", time.time() + 60, None)
-    undo = {"op": "signal", "pid": sleeper.pid, "start": journal.process_start(sleeper.pid), "signal": 18}
-    entry.data.update(owner_pid=owner, owner_start=1, undo=[undo])
+    entry = undo.Entry.create("pause", f"pid {sleeper.pid}", "pause by a dead pytest", time.time() + 60, None)
+    action = {"op": "signal", "pid": sleeper.pid, "start": procfs.start_time(sleeper.pid), "signal": 18}
+    entry.data.update(owner_pid=owner, owner_start=1, undo=[action])
     entry.save()
-    live = journal.Entry.create("pause", "pid 1", "pause by this very process", time.time() + 60, None)
-    report = journal.recover(private_journal)
+    live = undo.Entry.create("pause", "pid 1", "pause by this very process", time.time() + 60, None)
+    report = undo.recover(private_journal)
     assert [(data["description"], done) for data, done in report] == [
         ("pause by a dead pytest", [f"sent SIGCONT to pid {sleeper.pid}"])
     ]
     assert status(sleeper.pid) != "T"
-    assert [e.data["id"] for e in journal.entries(private_journal)] == [live.data["id"]]
+    assert [e.data["id"] for e in undo.entries(private_journal)] == [live.data["id"]]
     live.remove()
     assert json.loads(json.dumps(report))  # builtins only: printable and portable

@@ -506,6 +506,7 @@ def test_a_failed_injection_is_rolled_back_and_reported(pytester: pytest.Pyteste
         """
         import pytest
         from pytest_resiliency import faults
+        from pytest_resiliency.errors import ConfigError
 
         UNDONE = []
 
@@ -521,7 +522,7 @@ def test_a_failed_injection_is_rolled_back_and_reported(pytester: pytest.Pyteste
             assert experiment.faults == []
 
         def test_custom_needs_callables():
-            with pytest.raises(faults.FaultError, match=r"faults.custom needs two callables \\(inject, revert\\)"):
+            with pytest.raises(ConfigError, match=r"faults.custom needs two callables \\(inject, revert\\)"):
                 faults.custom("break", None)
         """
     )

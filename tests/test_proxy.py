@@ -16,9 +16,10 @@ import psutil
 import pytest
 
 from pytest_resiliency import faults
+from pytest_resiliency.errors import ConfigError, FaultError
 from pytest_resiliency.experiment import Experiment
-from pytest_resiliency.faults.base import FaultError
-from pytest_resiliency.faults.network import NetNamespace, Proxy
+from pytest_resiliency.faults.netns import NetNamespace
+from pytest_resiliency.faults.toxics import Proxy
 
 ProxyFactory = Callable[..., Proxy]
 
@@ -65,7 +66,7 @@ def _rtt(sock: socket.socket, payload: bytes = b"ping") -> float:
 def test_latency_is_within_2ms_of_the_request_at_the_median(px: Proxy) -> None:
     with _conn(px) as sock:
         base = statistics.median(_rtt(sock) for _ in range(20))
-        with faults.latency(px, 30):
+        with faults.latency(px, "30ms"):
             added = [_rtt(sock) - base for _ in range(25)]
         after = statistics.median(_rtt(sock) for _ in range(10))
     assert abs(statistics.median(added) - 0.030) < 0.002, added
@@ -73,7 +74,7 @@ def test_latency_is_within_2ms_of_the_request_at_the_median(px: Proxy) -> None:
 
 
 def test_latency_upstream_with_jitter_spreads_around_the_mean(px: Proxy) -> None:
-    with _conn(px) as sock, faults.latency(px, 40, jitter=20, stream="upstream"):
+    with _conn(px) as sock, faults.latency(px, "40ms", jitter="20ms", stream="upstream"):
         samples = [_rtt(sock) for _ in range(30)]
     assert min(samples) >= 0.019 and max(samples) <= 0.075
     assert max(samples) - min(samples) > 0.010  # it does jitter
@@ -81,15 +82,15 @@ def test_latency_upstream_with_jitter_spreads_around_the_mean(px: Proxy) -> None
 
 
 def test_toxicity_zero_never_applies_and_one_always(px: Proxy) -> None:
-    with faults.latency(px, 200, toxicity=0.0), _conn(px) as sock:
+    with faults.latency(px, 0.2, toxicity=0.0), _conn(px) as sock:
         assert _rtt(sock) < 0.1
-    with faults.latency(px, 100, toxicity=1.0), _conn(px) as sock:
+    with faults.latency(px, "100ms", toxicity=1.0), _conn(px) as sock:
         assert _rtt(sock) >= 0.1
 
 
 def test_bandwidth_limits_throughput(px: Proxy) -> None:
     payload = b"x" * 100_000
-    with _conn(px, timeout=5) as sock, faults.bandwidth(px, 400):  # 400 KB/s: 100 KB take 0.25 s
+    with _conn(px, timeout=5) as sock, faults.bandwidth(px, "400KB/s"):  # 100 KB take 0.25 s
         took = _rtt(sock, payload)
     assert took == pytest.approx(0.25, abs=0.1)
 
@@ -121,7 +122,7 @@ def test_blackhole_accepts_and_drops(px: Proxy) -> None:
 
 
 def test_reset_peer_resets_the_connection(px: Proxy) -> None:
-    with _conn(px) as sock, faults.reset_peer(px, timeout=50):
+    with _conn(px) as sock, faults.reset_peer(px, after="50ms"):
         started = time.monotonic()
         with pytest.raises(ConnectionResetError):
             sock.recv(10)  # blocks until the toxic's timer resets the connection
@@ -129,7 +130,7 @@ def test_reset_peer_resets_the_connection(px: Proxy) -> None:
 
 
 def test_timeout_drops_data_then_closes(px: Proxy) -> None:
-    with _conn(px) as sock, faults.timeout(px, 200):
+    with _conn(px) as sock, faults.timeout(px, "200ms"):
         started = time.monotonic()
         sock.sendall(b"anyone?")
         assert sock.recv(10) == b""  # no data, then a close
@@ -137,7 +138,7 @@ def test_timeout_drops_data_then_closes(px: Proxy) -> None:
 
 
 def test_slicer_delays_between_slices(px: Proxy) -> None:
-    with _conn(px) as sock, faults.slicer(px, 100, 20, delay=10_000):  # 10 ms between ~100-byte slices
+    with _conn(px) as sock, faults.slicer(px, 100, 20, delay="10ms"):  # 10 ms between ~100-byte slices
         took = _rtt(sock, b"y" * 1000)
     assert 0.06 <= took <= 0.3  # about 10 slices, 9 gaps of 10 ms
 
@@ -152,18 +153,18 @@ def test_limit_data_closes_after_the_limit(px: Proxy) -> None:
 
 
 def test_toxics_are_recorded_on_the_timeline_with_their_parameters(px: Proxy, experiment: Experiment) -> None:
-    with faults.latency(px, 25, jitter=5, stream="both") as fault:
+    with faults.latency(px, "25ms", jitter="5ms", stream="both") as fault:
         assert {t["stream"] for t in px.toxics()} == {"upstream", "downstream"}
     assert px.toxics() == []
     (record,) = experiment.timeline.faults
     assert record.kind == "latency" and record.reverted_at is not None
-    assert record.params["latency"] == 25 and record.params["jitter"] == 5 and record.params["stream"] == "both"
-    assert fault.describe().startswith("latency latency=25, jitter=5 both on proxy-")
+    assert record.params["latency"] == 0.025 and record.params["jitter"] == 0.005 and record.params["stream"] == "both"
+    assert fault.describe().startswith("latency 25ms ±5ms both on proxy-")
 
 
 def test_second_toxic_of_a_kind_on_a_proxy_is_refused(px: Proxy) -> None:
-    with faults.latency(px, 10), pytest.raises(FaultError, match="already has an active latency fault"):
-        faults.latency(px, 20).inject()
+    with faults.latency(px, "10ms"), pytest.raises(FaultError, match="already has an active latency fault"):
+        faults.latency(px, "20ms").inject()
 
 
 def test_the_proxy_removes_an_expired_toxic_by_itself(px: Proxy) -> None:
@@ -180,7 +181,7 @@ def test_the_proxy_dies_with_its_pytest(echo: int) -> None:
     owner = subprocess.Popen(
         [
             sys.executable, "-c",
-            "import time; from pytest_resiliency.faults.network import Proxy\n"
+            "import time; from pytest_resiliency.faults.toxics import Proxy\n"
             f"p = Proxy({echo}); p.call('add', toxic={{'name': 't', 'type': 'blackhole'}})\n"
             "print(p.pid, flush=True); time.sleep(60)",
         ],
@@ -199,23 +200,66 @@ def test_the_proxy_dies_with_its_pytest(echo: int) -> None:
 @pytest.mark.parametrize(
     ("make", "message"),
     [
-        (lambda p: faults.latency(p, -5), r"latency=-5 must be a number >= 0"),
-        (lambda p: faults.latency(p, 10, jitter=20), r"jitter=20 must not exceed latency=10"),
-        (lambda p: faults.latency(p, 10, stream="sideways"), r"stream='sideways' is not one of upstream, downstream"),
-        (lambda p: faults.latency(p, 10, toxicity=2), r"toxicity=2 must be a probability between 0 and 1"),
+        (lambda p: faults.latency(p, -5), r"latency=-5 must be a finite duration >= 0"),
+        (lambda p: faults.latency(p, "10ms", jitter="20ms"), r"jitter='20ms' must not exceed latency='10ms'"),
+        (lambda p: faults.latency(p, "1 ms"), r"latency='1 ms' is not a duration; use a number of seconds"),
+        (lambda p: faults.latency(p, 0.01, stream="sideways"), r"stream='sideways' is not accepted; use one of up"),  # type: ignore[arg-type]
+        (lambda p: faults.latency(p, 0.01, toxicity=2), r"toxicity=2 must be a probability between 0 and 1"),
         (lambda p: faults.bandwidth(p, 0), r"rate=0 would stop all data"),
-        (lambda p: faults.slicer(p, 10, 10), r"size_variation=10 below it"),
-        (lambda p: faults.limit_data(p, 1.5), r"bytes=1.5 must be a whole number >= 0"),
+        (lambda p: faults.bandwidth(p, "64KB"), r"rate='64KB' is not a rate; use a number of bytes per second"),
+        (lambda p: faults.slicer(p, 10, 10), r"size_variation=10 must be below average_size=10"),
+        (lambda p: faults.limit_data(p, -1), r"bytes=-1 must be a size >= 0"),
         (lambda p: faults.toxic(p, "gremlins"), r"type='gremlins' is not a toxic; accepted: latency, bandwidth"),
-        (lambda p: faults.latency(12345, 10), r"needs a Proxy"),
-        (lambda p: faults.latency(p, 10, max_duration="-1s"), r"max_duration='-1s' is not a duration"),
-        (lambda p: faults.port_blackhole(8080), r"netns= is required"),
-        (lambda p: faults.port_blackhole(70000, netns="x"), r"port=70000 must be an integer between 1 and 65535"),
+        (lambda p: faults.latency(12345, 0.01), r"needs a Proxy"),  # type: ignore[arg-type]
+        (lambda p: faults.latency(p, 0.01, max_duration="-1s"), r"max_duration='-1s' is not a duration"),
+        (lambda p: faults.blackhole(8080), r"netns= is required for a port"),  # type: ignore[call-overload]
+        (lambda p: faults.blackhole(70000, netns="x"), r"port=70000 must be a TCP port number between 1 and 65535"),
+        (lambda p: faults.blackhole("8080", netns="x"), r"target='8080' is not accepted; use a Proxy"),  # type: ignore[call-overload]
+        (lambda p: faults.port_blackhole(8080), r"netns= is required for a port"),
     ],
 )
 def test_bad_toxic_input_is_a_clear_error(px: Proxy, make: Callable[[Proxy], Any], message: str) -> None:
-    with pytest.raises(FaultError, match=message):
+    with pytest.raises((ConfigError, FaultError), match=message):
         make(px).inject()
+
+
+@pytest.mark.parametrize(
+    ("make", "old", "new"),
+    [
+        (lambda p: faults.latency(p, 0.1, jitter_ms=10), "jitter_ms", "jitter"),  # type: ignore[arg-type]
+        (lambda p: faults.reset_peer(p, timeout_ms=50), "timeout_ms", "after"),  # type: ignore[arg-type]
+        (lambda p: faults.timeout(p, timeout=200), "timeout", "after"),  # type: ignore[arg-type]
+        (lambda p: faults.slicer(p, 100, delay_us=10), "delay_us", "delay"),  # type: ignore[arg-type]
+        (lambda p: faults.bandwidth(p, "1MB/s", rate_kbps=400), "rate_kbps", "rate"),  # type: ignore[arg-type]
+    ],
+)
+def test_old_unit_keywords_are_refused_naming_the_new_one(
+    px: Proxy, make: Callable[[Proxy], Any], old: str, new: str
+) -> None:
+    """The old bare-ms/µs/KB/s keyword names fail loudly instead of meaning seconds or bytes now."""
+    with pytest.raises(ConfigError, match=rf"{old}=\S+ is no longer accepted; use {new}= with a duration"):
+        make(px)
+
+
+def test_an_old_name_for_the_main_argument_is_a_type_error_naming_the_new_one(px: Proxy) -> None:
+    with pytest.raises(TypeError, match="missing 1 required positional argument: 'latency'"):
+        faults.latency(px, latency_ms=100)  # type: ignore[call-arg, arg-type]
+
+
+def test_an_unknown_keyword_is_a_type_error(px: Proxy) -> None:
+    with pytest.raises(TypeError, match=r"faults.latency\(\) got an unexpected keyword argument 'nonsense'"):
+        faults.latency(px, 0.1, nonsense=1)  # type: ignore[arg-type]
+
+
+def test_bare_numbers_are_seconds_and_bytes_like_everywhere_else(px: Proxy) -> None:
+    assert faults.latency(px, 0.25).attributes == {"latency": 0.25, "jitter": 0.0}
+    assert faults.latency(px, "250ms").attributes == {"latency": 0.25, "jitter": 0.0}
+    assert faults.bandwidth(px, "2KB/s").attributes == {"rate": 2000.0}
+    assert faults.bandwidth(px, 2000).attributes == {"rate": 2000.0}
+    assert faults.slicer(px, "1KB", delay="2ms").attributes == {"average_size": 1000.0, "size_variation": 0.0,
+                                                                 "delay": 0.002}  # fmt: skip
+    assert faults.toxic(px, "latency", {"latency": "5ms"}).attributes == {"latency": 0.005, "jitter": 0.0}
+    assert px.latency("5ms").attributes == faults.latency(px, "5ms").attributes
 
 
 def test_a_proxy_port_in_use_is_a_clear_error(proxy: ProxyFactory, echo: int) -> None:
@@ -230,7 +274,7 @@ def test_port_blackhole_in_a_namespace(netns: NetNamespace) -> None:
     try:
         assert server.stdout is not None and server.stdout.readline().strip() == "listening"
         netns.connect(8080)
-        with faults.port_blackhole(8080, netns=netns) as fault:
+        with faults.blackhole(8080, netns=netns) as fault:
             assert fault.table in netns.nft_tables()
             with pytest.raises(TimeoutError):
                 netns.connect(8080, timeout=0.3)

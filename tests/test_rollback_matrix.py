@@ -23,8 +23,8 @@ from typing import Any
 import psutil
 import pytest
 
-from pytest_resiliency.faults.network import NetNamespace
-from pytest_resiliency.targets.process import status
+from pytest_resiliency.faults.netns import NetNamespace
+from pytest_resiliency.procfs import state as status
 
 KINDS = ["pause", "cpu_stress", "memory_stress", "io_stress", "disk_fill", "port_blackhole", "latency"]
 INTERRUPTIONS = ["exception", "breach", "keyboard", "sigterm", "sigkill"]
@@ -32,7 +32,7 @@ INTERRUPTIONS = ["exception", "breach", "keyboard", "sigterm", "sigkill"]
 INNER_CONFTEST = """
 import json, os
 import pytest
-from pytest_resiliency.faults.network import Proxy
+from pytest_resiliency.faults.toxics import Proxy
 
 PROXIES = []
 
@@ -83,8 +83,8 @@ def make(request):
     if KIND == "disk_fill":
         return faults.disk_fill(ARGS, 1 << 20, max_duration=MAXD)
     if KIND == "port_blackhole":
-        return faults.port_blackhole(8080, netns=ARGS, max_duration=MAXD)
-    return faults.latency(request.getfixturevalue("shared_proxy"), 50, max_duration=MAXD)
+        return faults.blackhole(8080, netns=ARGS, max_duration=MAXD)
+    return faults.latency(request.getfixturevalue("shared_proxy"), "50ms", max_duration=MAXD)
 
 
 def state(fault):
@@ -247,7 +247,7 @@ def test_fault_is_rolled_back(
         if how == "sigkill":
             if kind == "latency":
                 assert _eventually(lambda: not _helpers(journal_dir) and not any(
-                    "proxy.py" in " ".join(p.cmdline()) and str(upstream) in " ".join(p.cmdline())
+                    "proxy_server.py" in " ".join(p.cmdline()) and str(upstream) in " ".join(p.cmdline())
                     for p in psutil.process_iter() if _safe_cmdline(p)
                 )), "the proxy outlived its pytest"  # fmt: skip
             else:

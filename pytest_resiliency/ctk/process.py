@@ -26,6 +26,8 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+from .. import procfs
+
 GRACE = 2.0  # seconds between SIGTERM and SIGKILL of an abandoned process group
 _TAIL = 300
 
@@ -138,17 +140,7 @@ def _group_alive(pgid: int) -> bool:
     except PermissionError:
         return True
     # The leader may be a zombie (not yet waited for) while its children are gone.
-    for entry in os.listdir("/proc") if os.path.isdir("/proc") else ():
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as stat:
-                fields = stat.read().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            return True
-    return False
+    return procfs.group_alive(pgid)
 
 
 def end_all() -> list[str]:

@@ -1,18 +1,19 @@
-"""The Fault protocol: inject on enter, revert on exit, always.
+"""The Fault lifecycle: inject on enter, revert on exit, always — reported to a recorder.
 
-A fault records ``t_inject`` immediately before it acts and its revert time after it
-stops acting, into the current test's experiment when there is one. Every fault has a
-maximum duration: a watchdog reverts it when that passes, so a test that hangs never
-leaves a fault behind. Subclasses implement ``_inject``/``_revert`` and, for reports,
-``target`` and ``params``.
+A fault records ``t_inject`` immediately before it acts and its revert time after it stops
+acting, and reports both to the :class:`Recorder` it was given (``fault.inject(recorder=...)``)
+or, for a fault used as a plain context manager, to the recorder of the running test
+(:func:`set_recorder`, called by the experiment). Faults never import the experiment: data
+flows one way, faults -> recorder -> timeline. Every fault has a maximum duration: a watchdog
+reverts it when that passes, so a test that hangs never leaves a fault behind. Subclasses
+implement ``_inject``/``_revert`` and, for reports, ``target`` and ``params``.
 
-Beyond the in-process watchdog, a fault *claims* its target before acting: a second fault
-of the same kind on the same target in this process is refused, and an exclusive file lock
-per target keeps other pytest processes (xdist workers) off it until the revert. It writes
-an entry with its undo recipe (:meth:`Fault._undo_actions`) to the on-disk journal before
-acting, and faults that cannot end by themselves start a detached expiry helper, so even a
-SIGKILLed pytest leaves nothing behind for longer than ``max_duration`` and
-``pytest --resiliency-recover`` can undo the rest (see :mod:`.journal`).
+Beyond the watchdog, a fault *claims* the real identity of its target before acting
+(:mod:`.claims`: a process is its pid and start time, however it was addressed), writes its
+undo recipe (:meth:`Fault._undo_actions`) to the on-disk undo log (:mod:`.undo`) before acting,
+and faults that cannot end by themselves start a detached expiry helper, so even a SIGKILLed
+pytest leaves nothing behind for longer than ``max_duration`` and ``pytest
+--resiliency-recover`` can undo the rest.
 """
 
 from __future__ import annotations
@@ -25,26 +26,44 @@ import threading
 import time
 from collections.abc import Callable
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar, Protocol, Self
 
-from ..budget import BudgetError, format_duration, parse_duration
+from .. import validate
+from ..budget import format_duration
+from ..errors import ConfigError, FaultError
 from ..timeline import FaultRecord
-from . import journal, termination
-
-if TYPE_CHECKING:
-    from ..experiment import Experiment
+from . import claims, termination, undo
 
 DEFAULT_MAX_DURATION = 600.0
 # How long a fault waits for another process to release its target before giving up.
 LOCK_TIMEOUT = float(os.environ.get("RESILIENCY_LOCK_TIMEOUT", "120"))
 
-_claims_lock = threading.Lock()
-_active_kinds: dict[tuple[str, str], Fault] = {}
-_held_locks: dict[str, tuple[journal.TargetLock, int]] = {}
+
+class Recorder(Protocol):
+    """Where a fault reports what it did: the experiment of the test (or anything with these)."""
+
+    @property
+    def nodeid(self) -> str: ...
+
+    def fault_injected(self, fault: Fault) -> None: ...
+
+    def fault_reverted(self, fault: Fault, at: float, error: str | None) -> None: ...
+
+    def fault_expired(self, fault: Fault, at: float) -> None: ...
 
 
-class FaultError(RuntimeError):
-    """A fault could not be injected or reverted; the message names the fault and why."""
+_ambient: Recorder | None = None
+
+
+def set_recorder(recorder: Recorder | None) -> None:
+    """The recorder of the test running in this process (``None`` between tests)."""
+    global _ambient
+    _ambient = recorder
+
+
+def ambient_recorder() -> Recorder | None:
+    """The recorder :func:`set_recorder` gave, for faults used as plain context managers."""
+    return _ambient
 
 
 class Fault(abc.ABC):
@@ -53,25 +72,24 @@ class Fault(abc.ABC):
     kind: ClassVar[str] = "fault"
     # Faults that do not end by themselves (a paused process, a fill file) get a detached helper.
     needs_expiry_helper: ClassVar[bool] = False
+    # Faults that act at once and leave nothing to undo (a kill): recovery says so, not "check by hand".
+    instant: ClassVar[bool] = False
 
     def __init__(self, *, name: str | None = None, max_duration: float | str | None = None) -> None:
         self.name = name or self.kind
-        try:
-            self.max_duration = (
-                DEFAULT_MAX_DURATION if max_duration is None else parse_duration(max_duration, "max_duration")
-            )
-        except BudgetError as exc:
-            raise FaultError(f"{self.name}: {exc}") from None
-        if self.max_duration <= 0:
-            raise FaultError(f"{self.name}: max_duration must be > 0")
-        self.experiment: Experiment | None = None
+        self.max_duration = (
+            DEFAULT_MAX_DURATION
+            if max_duration is None
+            else validate.duration(max_duration, f"faults.{self.kind}: max_duration", positive=True)
+        )
+        self.recorder: Recorder | None = None
         self.record: FaultRecord | None = None
         self._lock = threading.RLock()
         self._watchdog: threading.Timer | None = None
         self.expired = False
-        self._entry: journal.Entry | None = None
+        self._entry: undo.Entry | None = None
         self._helper: subprocess.Popen[bytes] | None = None
-        self._claimed: tuple[str, str] | None = None
+        self._claim: claims.Claim | None = None
 
     # -- what subclasses provide -------------------------------------------------
 
@@ -87,7 +105,7 @@ class Fault(abc.ABC):
         """Resolve and validate the target before anything acts (so ``t_inject`` stays exact)."""
 
     def _undo_actions(self) -> list[dict[str, Any]]:
-        """Builtin undo recipe for the journal, run by the expiry helper or ``--resiliency-recover``."""
+        """Builtin undo recipe for the undo log, run by the expiry helper or ``--resiliency-recover``."""
         return []
 
     @property
@@ -95,10 +113,19 @@ class Fault(abc.ABC):
         """What the fault acts on, for reports (``pid 4711``, ``127.0.0.1:8080``)."""
         return None
 
+    def identities(self) -> list[str]:
+        """The real identities of the target, known after ``_prepare`` (``process 4711@98765``).
+
+        They key the refusal of a second fault of this kind and the cross-process lock, so one
+        target addressed two ways is still one target. Empty: nothing to claim.
+        """
+        key = self.lock_key
+        return [] if key is None else [key]
+
     @property
     def lock_key(self) -> str | None:
-        """Identity of the target for refusal and the cross-process lock; ``None`` means no lock."""
-        return self.target
+        """One identity string (the former API; subclasses that override it keep working)."""
+        return None if self.target is None else f"target {self.target}"
 
     def params(self) -> dict[str, Any]:
         """The fault's parameters, builtins only (they travel to reports and across xdist)."""
@@ -109,27 +136,38 @@ class Fault(abc.ABC):
         on = f" on {self.target}" if self.target else ""
         return f"{self.name}{on} (max {format_duration(self.max_duration)})"
 
+    @property
+    def experiment(self) -> Recorder | None:
+        """Former name of :attr:`recorder` (the experiment the fault reports to)."""
+        return self.recorder
+
     # -- lifecycle ---------------------------------------------------------------
 
     @property
     def active(self) -> bool:
         return self.record is not None and self.record.reverted_at is None
 
-    def inject(self) -> Fault:
-        """Inject now; ``t_inject`` is taken immediately before the fault acts."""
+    def inject(self, *, recorder: Recorder | None = None) -> Self:
+        """Inject now; ``t_inject`` is taken immediately before the fault acts.
+
+        ``recorder`` receives the fault's record (default: the running test's experiment).
+        """
         with termination.step(on_deferred=self.revert):  # a SIGTERM now waits for the inject to finish
-            return self._inject_locked()
+            return self._inject_locked(recorder)
 
-    def _inject_locked(self) -> Fault:
-        from ..experiment import current_experiment
-
+    def _inject_locked(self, recorder: Recorder | None) -> Self:
         with self._lock:
             if self.active:
                 raise FaultError(f"{self.describe()} is already injected; revert it first")
-            if self.experiment is None:
-                self.experiment = current_experiment()
+            if recorder is not None:
+                self.recorder = recorder
+            elif self.recorder is None:
+                self.recorder = _ambient
             self._prepare()
-            self._claim()
+            nodeid = self.recorder.nodeid if self.recorder is not None else "no test"
+            self._claim = claims.claim(
+                self, self.identities(), f"pid {os.getpid()} ({nodeid}, {self.kind})", LOCK_TIMEOUT
+            )
             try:
                 termination.fault_started(self)
                 self._open_entry()
@@ -153,60 +191,27 @@ class Fault(abc.ABC):
                 target=self.target,
                 injected_at=injected_at,
             )
-            if self.experiment is not None:
-                self.experiment.fault_injected(self)
+            if self.recorder is not None:
+                self.recorder.fault_injected(self)
             self._watchdog = threading.Timer(self.max_duration, self._expire)
             self._watchdog.name = f"resiliency-watchdog-{self.name}"
             self._watchdog.daemon = True
             self._watchdog.start()
         return self
 
-    # -- claim, journal, expiry helper -------------------------------------------
-
-    def _claim(self) -> None:
-        """Refuse a second fault of this kind on the target, then take the target's file lock."""
-        key = self.lock_key
-        if key is None:
-            return
-        with _claims_lock:
-            existing = _active_kinds.get((self.kind, key))
-            if existing is not None and existing is not self:
-                raise FaultError(
-                    f"{self.describe()}: {self.target} already has an active {self.kind} fault "
-                    f"({existing.describe()}); revert it before injecting another"
-                )
-            _active_kinds[(self.kind, key)] = self
-            self._claimed = (self.kind, key)
-            held = _held_locks.get(key)
-            if held is not None:
-                _held_locks[key] = (held[0], held[1] + 1)
-                return
-        lock = journal.TargetLock(key)
-        nodeid = self.experiment.nodeid if self.experiment is not None else "no test"
-        try:
-            lock.acquire(LOCK_TIMEOUT, f"pid {os.getpid()} ({nodeid}, {self.kind})")
-        except TimeoutError as exc:
-            with _claims_lock:
-                _active_kinds.pop((self.kind, key), None)
-                self._claimed = None
-            raise FaultError(f"{self.describe()}: {exc}") from None
-        with _claims_lock:
-            held = _held_locks.get(key)
-            _held_locks[key] = (lock, 1) if held is None else (held[0], held[1] + 1)
-        if held is not None:  # another thread of this process took it meanwhile: keep one
-            lock.release()
+    # -- undo log and expiry helper -----------------------------------------------
 
     def _open_entry(self) -> None:
-        nodeid = self.experiment.nodeid if self.experiment is not None else None
-        self._entry = journal.Entry.create(
-            self.kind, self.target, self.describe(), time.time() + self.max_duration, nodeid
+        nodeid = self.recorder.nodeid if self.recorder is not None else None
+        self._entry = undo.Entry.create(
+            self.kind, self.target, self.describe(), time.time() + self.max_duration, nodeid, instant=self.instant
         )
         self._entry.set_undo(self._undo_actions())
         if self.needs_expiry_helper:
-            self._helper = journal.spawn_expiry(self._entry)
+            self._helper = undo.spawn_expiry(self._entry)
 
     def _release(self, clean: bool) -> None:
-        """Drop the journal entry (only after a clean revert), stop the helper, free the target."""
+        """Drop the undo entry (only after a clean revert), stop the helper, free the target."""
         try:
             self._release_claims(clean)
         finally:
@@ -222,19 +227,9 @@ class Fault(abc.ABC):
                 helper.stdin.close()  # the helper wakes, sees its entry gone (or not) and acts
             # Reap it off the revert path: it exits within milliseconds once it sees its entry gone.
             threading.Thread(target=_reap, args=(helper,), name="resiliency-reap-helper", daemon=True).start()
-        claimed, self._claimed = self._claimed, None
-        if claimed is None:
-            return
-        with _claims_lock:
-            _active_kinds.pop(claimed, None)
-            held = _held_locks.get(claimed[1])
-            if held is None:
-                return
-            if held[1] > 1:
-                _held_locks[claimed[1]] = (held[0], held[1] - 1)
-                return
-            del _held_locks[claimed[1]]
-        held[0].release()
+        claim, self._claim = self._claim, None
+        if claim is not None:
+            claim.release()
 
     def revert(self) -> None:
         """Undo the fault; a no-op when it is not active, so calling it twice is safe."""
@@ -257,8 +252,8 @@ class Fault(abc.ABC):
             finally:
                 reverted_at = time.time()
                 self._release(clean=error is None)
-                if self.experiment is not None:
-                    self.experiment.fault_reverted(self, reverted_at, error)
+                if self.recorder is not None:
+                    self.recorder.fault_reverted(self, reverted_at, error)
                 else:
                     self.record.reverted_at = reverted_at
                     self.record.error = error
@@ -269,8 +264,8 @@ class Fault(abc.ABC):
             if not self.active:
                 return
             self.expired = True
-            if self.experiment is not None:
-                self.experiment.timeline.mark(time.time(), "fault-expired", self.name, max_duration=self.max_duration)
+            if self.recorder is not None:
+                self.recorder.fault_expired(self, time.time())
             with contextlib.suppress(Exception):  # recorded on the fault; a watchdog has nobody to raise to
                 self.revert()
 
@@ -278,7 +273,7 @@ class Fault(abc.ABC):
         with contextlib.suppress(Exception):
             self._revert()
 
-    def __enter__(self) -> Fault:
+    def __enter__(self) -> Self:
         return self.inject()
 
     def __exit__(
@@ -312,7 +307,7 @@ class CustomFault(Fault):
         **params: Any,
     ) -> None:
         if not callable(inject) or not callable(revert):
-            raise FaultError(
+            raise ConfigError(
                 f"faults.custom needs two callables (inject, revert); got {type(inject).__name__}, "
                 f"{type(revert).__name__}"
             )
@@ -351,3 +346,6 @@ def custom(
 ) -> CustomFault:
     """A fault from two callables: ``with faults.custom(break_it, fix_it, name="db down"): ...``."""
     return CustomFault(inject, revert, name=name, target=target, max_duration=max_duration, **params)
+
+
+__all__ = ["CustomFault", "Fault", "FaultError", "Recorder", "custom", "set_recorder"]

@@ -1,7 +1,7 @@
 """Fixtures and options for local targets and faults (``service``, ``proxy``, ``netns``) and the
 datastore targets (``redis_server``, ``postgres_server``, ``etcd_cluster``, ``haproxy_server``).
 
-Also ``pytest --resiliency-recover``, which undoes what a killed pytest left in the journal
+Also ``pytest --resiliency-recover``, which undoes what a killed pytest left in the undo log
 (SIGTERM while a fault is active is handled by :mod:`..faults.termination`). Imported at
 pytest start-up: nothing beyond the standard library and pytest at module level.
 """
@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-JOURNAL_ENV = "RESILIENCY_JOURNAL_DIR"  # faults.journal.ENV_DIR, not imported at start-up
+JOURNAL_ENV = "RESILIENCY_JOURNAL_DIR"  # faults.undo.ENV_DIR, not imported at start-up
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -24,13 +24,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "--resiliency-recover",
         action="store_true",
         default=False,
-        help="undo the faults left active by pytest runs that were killed (from the on-disk journal), then exit",
+        help="undo the faults left active by pytest runs that were killed (from the on-disk undo log), then exit",
     )
     group.addoption(
         "--resiliency-journal-dir",
         metavar="PATH",
         default=None,
-        help=f"directory of the journal of active faults and target locks (default ${JOURNAL_ENV} "
+        help=f"directory of the undo log of active faults and the target locks (default ${JOURNAL_ENV} "
         "or /tmp/pytest-resiliency-UID)",
     )
 
@@ -45,31 +45,12 @@ def _apply_journal_dir(config: pytest.Config) -> None:
 def pytest_cmdline_main(config: pytest.Config) -> int | None:
     if not config.getoption("resiliency_recover", False):
         return None
-    from ..faults import journal
+    from ..faults import undo
 
     _apply_journal_dir(config)
-    directory = journal.journal_dir()
-    live = [e for e in journal.entries(directory) if e.owner_alive]
-    report = journal.recover(directory)
-    lines = [f"pytest-resiliency: journal {directory}"]
-    failed = False
-    unknown = 0
-    for data, done in report:
-        owner = f"pid {data['owner_pid']}" + (f", {data['nodeid']}" if data.get("nodeid") else "")
-        if not data.get("undo"):  # e.g. an AWS fault whose revert failed: nothing local can undo it
-            unknown += 1
-            lines.append(f"  CHECK BY HAND {data['description']} (left by {owner}): it has no local undo recipe")
-            continue
-        lines.append(f"  undid {data['description']} (left by {owner}):")
-        lines.extend(f"    - {what}" for what in done or ["already gone, nothing to do"])
-        failed = failed or any(what.startswith("FAILED") for what in done)
-    if not report:
-        lines.append("  nothing to recover")
-    for entry in live:
-        lines.append(f"  left alone: {entry.data['description']} (pid {entry.data['owner_pid']} is still running)")
-    lines.append(f"pytest-resiliency: recovered {len(report) - unknown} fault(s), {unknown} to check by hand")
+    lines, status = undo.recover_report()
     print("\n".join(lines), flush=True)
-    return 1 if failed else 0
+    return status
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -155,7 +136,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceFactory
 @pytest.fixture
 def proxy() -> Iterator[Callable[..., Any]]:
     """Factory: ``p = proxy(svc)`` puts a fault proxy in front of a service (or a port); use ``p.url``."""
-    from ..faults.network import Proxy
+    from ..faults.toxics import Proxy
 
     made: list[Proxy] = []
 
@@ -173,7 +154,7 @@ def proxy() -> Iterator[Callable[..., Any]]:
 @pytest.fixture
 def netns() -> Iterator[Any]:
     """A fresh network namespace with loopback up; skipped (with the reason) without root or nftables."""
-    from ..faults.network import NetNamespace
+    from ..faults.netns import NetNamespace
 
     why = NetNamespace.unavailable()
     if why:

@@ -3,7 +3,9 @@
 Faults and the ``probes.process`` probe share this so "what does `web` mean right now" has
 one answer: a service means its current process group, a pid means that process (guarded
 against pid reuse by its start time), a name means every process whose name or argv[0]
-basename matches — never pytest itself or its ancestors.
+basename matches — never pytest itself or its ancestors. However a process was addressed,
+its identity is its pid and start time (:attr:`Proc.identity`), so faults can tell that a
+service and its pid are one target.
 """
 
 from __future__ import annotations
@@ -12,13 +14,28 @@ import contextlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
-from ..faults.journal import process_start
+if TYPE_CHECKING:
+    import psutil
+
+from .. import errors, procfs
+from ..procfs import state as status  # the former home of the /proc state reader
 from .service import Service
 
 
-class TargetError(ValueError):
+class HasService(Protocol):
+    """A datastore target (RedisServer, an etcd member...): it names its supervised service."""
+
+    @property
+    def process(self) -> Service: ...
+
+
+# What a process fault or probe accepts: a service, a datastore target, a pid, a process name.
+ProcessSpec: TypeAlias = "Service | HasService | ProcessTarget | psutil.Process | int | str"
+
+
+class TargetError(errors.TargetError, ValueError):
     """The process target does not exist or is not a service, pid or name."""
 
 
@@ -28,6 +45,11 @@ class Proc:
 
     pid: int
     start: int | None
+
+    @property
+    def identity(self) -> str:
+        """``process PID@START``: the same string however the process was addressed."""
+        return f"process {self.pid}@{self.start if self.start is not None else procfs.start_time(self.pid)}"
 
 
 def _protected() -> set[int]:
@@ -73,13 +95,6 @@ class ProcessTarget:
             return f"pid {self.spec}"
         return f"process {self.spec!r}"
 
-    @property
-    def key(self) -> str:
-        """Identity for locks: a service is unique to the pytest process that supervises it."""
-        if isinstance(self.spec, Service):
-            return f"service:{os.getpid()}:{self.spec.name}:{id(self.spec):x}"
-        return f"process:{self.spec}"
-
     def resolve(self) -> list[Proc]:
         """The live processes now; raises :class:`TargetError` naming the target when there are none."""
         if isinstance(self.spec, Service):
@@ -90,7 +105,7 @@ class ProcessTarget:
                 )
             return [Proc(pid, self.spec.start_ticks)]
         if isinstance(self.spec, int):
-            start = process_start(self.spec)
+            start = procfs.start_time(self.spec)
             if start is None:
                 raise TargetError(f"pid {self.spec} does not exist (no /proc/{self.spec})")
             return [Proc(self.spec, start)]
@@ -106,7 +121,7 @@ class ProcessTarget:
                 continue
             cmdline = proc.info.get("cmdline") or []
             if proc.info.get("name") == name or (cmdline and Path(cmdline[0]).name == name):
-                found.append(Proc(proc.pid, process_start(proc.pid)))
+                found.append(Proc(proc.pid, procfs.start_time(proc.pid)))
         found = [p for p in found if p.start is not None]
         if not found:
             raise TargetError(
@@ -120,11 +135,4 @@ def _is_psutil(value: Any) -> bool:
     return type(value).__module__.startswith("psutil") and hasattr(value, "pid")
 
 
-def status(pid: int) -> str | None:
-    """The process state letter from /proc (R, S, T stopped, Z zombie...), None when gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            stat = handle.read()
-    except OSError:
-        return None
-    return stat[stat.rfind(b")") + 2 : stat.rfind(b")") + 3].decode()
+__all__ = ["HasService", "Proc", "ProcessSpec", "ProcessTarget", "TargetError", "status"]

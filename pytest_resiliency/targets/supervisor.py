@@ -13,6 +13,7 @@ Standard library only, started as ``python -I -S supervisor.py SPEC_JSON``.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import select
@@ -25,13 +26,23 @@ from typing import IO, Any
 POLICIES = ("always", "on-failure", "never")
 
 
+@functools.cache
+def _procfs() -> Any:
+    """:mod:`pytest_resiliency.procfs`, loaded by its path: this script runs outside the package."""
+    import importlib.util
+
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "procfs.py")
+    spec = importlib.util.spec_from_file_location("_resiliency_procfs", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
 def _start_ticks(pid: int) -> int | None:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            stat = handle.read()
-    except OSError:
-        return None
-    return int(stat[stat.rfind(b")") + 2 :].split()[19])
+    start: int | None = _procfs().start_time(pid)
+    return start
 
 
 class Supervisor:

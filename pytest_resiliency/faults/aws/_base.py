@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
+import tenacity
+
+from ... import validate
 from ...aws.session import AwsSession, resolve_session
-from ...budget import parse_duration
 from ...targets.aws import Resource, Selector, as_selector, record_resolution
 from ..base import Fault, FaultError
 
@@ -15,20 +16,26 @@ T = TypeVar("T")
 DEFAULT_WAIT = 300.0
 
 
+def poll_period(session: AwsSession | None, every: float) -> float:
+    """``every`` against real AWS; at most 50 ms against moto, whose state changes are instant."""
+    return every if session is None or session.mode == "real" else min(every, 0.05)
+
+
 def poll_until(
     check: Callable[[], T | None], *, timeout: float, every: float, what: str, session: AwsSession | None = None
 ) -> T:
     """Call ``check`` until it returns something other than ``None``; ``FaultError`` at the deadline."""
-    deadline = time.monotonic() + timeout
-    period = every if session is None or session.mode == "real" else min(every, 0.05)
-    for _ in range(1_000_000):
-        result = check()
-        if result is not None:
-            return result
-        if time.monotonic() >= deadline:
-            break
-        time.sleep(period)
-    raise FaultError(f"{what}: not done within {timeout:g}s")
+    retrying = tenacity.Retrying(
+        retry=tenacity.retry_if_result(lambda result: result is None),
+        stop=tenacity.stop_after_delay(timeout),
+        wait=tenacity.wait_fixed(poll_period(session, every)),
+    )
+    try:
+        result = retrying(check)
+    except tenacity.RetryError:
+        raise FaultError(f"{what}: not done within {timeout:g}s") from None
+    assert result is not None  # retried until it was not None
+    return result
 
 
 class AwsFault(Fault):
@@ -51,7 +58,7 @@ class AwsFault(Fault):
         except ValueError as exc:
             raise FaultError(f"{self.kind}: {exc}") from None
         self._session = session
-        self.wait_timeout = 0.0 if wait is None else parse_duration(wait, "wait")
+        self.wait_timeout = 0.0 if wait is None else validate.duration(wait, f"faults.{self.kind}: wait")
         self.resources: list[Resource] = []
         self.skipped = False
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from ... import validate
 from ...aws.session import AwsSession, resolve_session
-from ...budget import parse_duration
 from ..base import Fault, FaultError
 from ._base import poll_until
 
@@ -45,8 +45,8 @@ class FisExperiment(Fault):
                 "fis_experiment needs a template dict (actions, targets, stopConditions, roleArn) or an id"
             )
         self._session = session
-        self.poll = parse_duration(poll, "poll")
-        self.timeout = parse_duration(timeout, "timeout")
+        self.poll = validate.duration(poll, "faults.fis_experiment: poll")
+        self.timeout = validate.duration(timeout, "faults.fis_experiment: timeout")
         self.experiment_id: str | None = None
         self.final_state: dict[str, Any] | None = None
         self._created_template = False

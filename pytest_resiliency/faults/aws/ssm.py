@@ -9,13 +9,13 @@ this checks the API choreography only.
 
 from __future__ import annotations
 
-import time
+import contextlib
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from ... import validate
 from ...aws.session import AwsSession
-from ...budget import parse_duration
 from ...ssm.documents import Document, DocumentError, find
 from ...targets.aws import Selector
 from ..base import FaultError
@@ -54,8 +54,8 @@ class SsmDocument(AwsFault):
             raise FaultError(str(exc)) from None
         self.document_ref = str(document)
         self.document_name = self.document.ssm_name if self.document else str(document)
-        self.poll = parse_duration(poll, "poll")
-        self.timeout = parse_duration(timeout, "timeout")
+        self.poll = validate.duration(poll, f"faults.{self.kind}: poll")
+        self.timeout = validate.duration(timeout, f"faults.{self.kind}: timeout")
         self.comment = comment
         self.command_id: str | None = None
         self.statuses: dict[str, dict[str, Any]] = {}
@@ -125,7 +125,7 @@ class SsmDocument(AwsFault):
         """Block until every invocation reached a terminal state; raises on a failed one."""
         if self.command_id is None:
             return {}
-        limit = self.timeout if timeout is None else parse_duration(timeout, "timeout")
+        limit = self.timeout if timeout is None else validate.duration(timeout, f"faults.{self.kind}: timeout")
         poll_until(
             lambda: True if self.done() else None,
             timeout=limit,
@@ -152,9 +152,14 @@ class SsmDocument(AwsFault):
         if pending:
             self._cancelled = True
             self.mutate("ssm", "cancel_command", CommandId=self.command_id, InstanceIds=pending)
-        deadline = time.monotonic() + self.timeout
-        while not self.done() and time.monotonic() < deadline:
-            time.sleep(self.poll if self.session.mode == "real" else 0.05)
+        with contextlib.suppress(FaultError):  # what is still running is named below
+            poll_until(
+                lambda: True if self.done() else None,
+                timeout=self.timeout,
+                every=self.poll,
+                what=f"{self.kind} cancel",
+                session=self.session,
+            )
         unfinished = [i for i, s in self.statuses.items() if s.get("Status") not in TERMINAL]
         if unfinished:
             raise FaultError(f"{self.kind}: command {self.command_id} still running on {unfinished} after cancel")

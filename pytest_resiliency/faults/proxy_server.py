@@ -1,15 +1,17 @@
 """The userspace TCP fault proxy (this kernel has no ``tc netem``): Toxiproxy's toxics in one process.
 
-Run as ``python -I -S proxy.py SPEC_JSON``; the client is :class:`pytest_resiliency.faults.network.Proxy`.
+Run as ``python -I -S proxy_server.py SPEC_JSON``; the client is :class:`pytest_resiliency.faults.toxics.Proxy`.
 It listens on a port, forwards every connection to the upstream and passes each chunk of
 data through the toxics of its direction (``upstream`` = client to server, ``downstream``
 = server to client), with Toxiproxy's names and semantics:
 
-``latency`` (latency, jitter in ms), ``bandwidth`` (rate in KB/s), ``down`` (the proxy refuses
-connections and drops the open ones), ``blackhole`` (accept and drop data), ``reset_peer``
-(TCP RST after timeout ms), ``timeout`` (drop data, close after timeout ms; 0 = never close),
-``slicer`` (average_size, size_variation bytes, delay in microseconds), ``limit_data`` (close
-after bytes). ``toxicity`` is the probability that a toxic applies to a connection.
+``latency`` (latency, jitter), ``bandwidth`` (rate), ``down`` (the proxy refuses connections and
+drops the open ones), ``blackhole`` (accept and drop data), ``reset_peer`` (TCP RST after
+timeout), ``timeout`` (drop data, close after timeout; 0 = never close), ``slicer``
+(average_size, size_variation, delay between slices), ``limit_data`` (close after bytes).
+Attributes are in base units, like the rest of the package: seconds, bytes, bytes per second
+(Toxiproxy's own API uses ms, µs and KB/s). ``toxicity`` is the probability that a toxic
+applies to a connection.
 
 Commands arrive as JSON lines on stdin, replies leave as JSON lines on stdout. EOF on stdin
 means pytest closed the proxy or died: the proxy exits, so no toxic outlives its test. Every
@@ -35,7 +37,9 @@ STREAMS = ("upstream", "downstream")
 CHUNK = 65536
 
 
-class Toxic:
+class ActiveToxic:
+    """A toxic held by the proxy process (the client side is :class:`..toxics.Toxic`)."""
+
     def __init__(self, spec: dict[str, Any]) -> None:
         self.spec = spec
         self.name: str = spec["name"]
@@ -52,7 +56,7 @@ class Toxic:
 class Connection:
     """One client connection and its upstream connection, with per-toxic decisions and timers."""
 
-    def __init__(self, proxy: Proxy, client: tuple[asyncio.StreamReader, asyncio.StreamWriter]) -> None:
+    def __init__(self, proxy: ProxyServer, client: tuple[asyncio.StreamReader, asyncio.StreamWriter]) -> None:
         self.proxy = proxy
         self.client = client
         self.upstream: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
@@ -62,24 +66,24 @@ class Connection:
         self.closed = False
         self.tasks: list[asyncio.Task[None]] = []
 
-    def attach(self, toxic: Toxic) -> None:
+    def attach(self, toxic: ActiveToxic) -> None:
         """Decide (once) whether ``toxic`` applies here; start its timer if it has one."""
         applies = self.applies.setdefault(toxic.name, random.random() < toxic.toxicity)
         if not applies:
             return
         loop = asyncio.get_running_loop()
         if toxic.type == "reset_peer":
-            self.timers[toxic.name] = loop.call_later(toxic.attr("timeout") / 1000, self.reset)
+            self.timers[toxic.name] = loop.call_later(toxic.attr("timeout"), self.reset)
         elif toxic.type == "timeout" and toxic.attr("timeout") > 0:
-            self.timers[toxic.name] = loop.call_later(toxic.attr("timeout") / 1000, self.close)
+            self.timers[toxic.name] = loop.call_later(toxic.attr("timeout"), self.close)
 
-    def detach(self, toxic: Toxic) -> None:
+    def detach(self, toxic: ActiveToxic) -> None:
         self.applies.pop(toxic.name, None)
         timer = self.timers.pop(toxic.name, None)
         if timer is not None:
             timer.cancel()
 
-    def active(self, stream: str) -> list[Toxic]:
+    def active(self, stream: str) -> list[ActiveToxic]:
         return [
             t
             for t in self.proxy.toxics.values()
@@ -180,7 +184,7 @@ class Link:
         for toxic in toxics:
             if toxic.type == "latency":
                 jitter = toxic.attr("jitter")
-                delay = (toxic.attr("latency") + (random.uniform(-jitter, jitter) if jitter else 0.0)) / 1000
+                delay = toxic.attr("latency") + (random.uniform(-jitter, jitter) if jitter else 0.0)
                 pieces = [(d + max(0.0, delay), b) for d, b in pieces]
             elif toxic.type == "slicer":
                 pieces = self.slice(pieces, toxic)
@@ -199,17 +203,17 @@ class Link:
         for index, (delay, piece) in enumerate(pieces):
             at = now + delay
             if rate > 0:
-                at = max(at, self.last_release) + len(piece) / (rate * 1000)
+                at = max(at, self.last_release) + len(piece) / rate
             self.conn.sent[self.stream] += len(piece)
             self.schedule(at, piece, close and index == len(pieces) - 1)
         if close and not pieces:
             self.schedule(now, b"", True)
 
     @staticmethod
-    def slice(pieces: list[tuple[float, bytes]], toxic: Toxic) -> list[tuple[float, bytes]]:
+    def slice(pieces: list[tuple[float, bytes]], toxic: ActiveToxic) -> list[tuple[float, bytes]]:
         average = max(1, int(toxic.attr("average_size", 1)))
         variation = int(toxic.attr("size_variation"))
-        step = toxic.attr("delay") / 1e6
+        step = toxic.attr("delay")
         sliced = []
         for delay, data in pieces:
             offset, extra = 0, 0.0
@@ -242,13 +246,15 @@ class Link:
             self.conn.close()
 
 
-class Proxy:
+class ProxyServer:
+    """The proxy process itself: a listener, its connections and the toxics they pass through."""
+
     def __init__(self, spec: dict[str, Any]) -> None:
         self.listen_host: str = spec.get("listen_host", "127.0.0.1")
         self.listen_port = int(spec.get("listen_port", 0))
         self.upstream_host: str = spec["upstream_host"]
         self.upstream_port = int(spec["upstream_port"])
-        self.toxics: dict[str, Toxic] = {}
+        self.toxics: dict[str, ActiveToxic] = {}
         self.connections: set[Connection] = set()
         self.server: asyncio.Server | None = None
         self.accepted = 0
@@ -284,7 +290,7 @@ class Proxy:
                 return {"ok": False, "error": f"unknown toxic type or stream in {spec}"}
             if spec["name"] in self.toxics:
                 return {"ok": False, "error": f"toxic {spec['name']!r} already exists"}
-            toxic = Toxic(spec)
+            toxic = ActiveToxic(spec)
             self.toxics[toxic.name] = toxic
             if toxic.type == "down":
                 self.disable()
@@ -330,7 +336,7 @@ def _reply(message: dict[str, Any]) -> None:
 
 
 async def serve(spec: dict[str, Any]) -> int:
-    proxy = Proxy(spec)
+    proxy = ProxyServer(spec)
     try:
         await proxy.listen()
     except OSError as exc:
