@@ -33,7 +33,12 @@ if TYPE_CHECKING:
     ProxyFactory = Callable[..., Proxy]  # the ``proxy`` fixture
 
 HEALTH = "http://127.0.0.1:{port}/health"
-BASELINE = 100  # successful requests before a fault is injected: about 1.5 s of steady load
+# The demo experiments' load: 10 users x 20 requests/s, open loop. At 200 req/s a change of state
+# is seen within about 5 ms (benchmarks/README.md, "RTO accuracy"), so every count below (a
+# baseline of 100 successes, a recovery window of 100 successes) arrives in half a second.
+# Each experiment chooses its own baseline, fault length and recovery window and says why.
+RATE = 200
+USERS = 10
 
 
 class Demo:
@@ -109,6 +114,40 @@ def front_status(status_file: Path) -> dict[str, Any]:
     port = status_file.read_text().strip()
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/status", timeout=2) as response:
         return dict(json.loads(response.read()))
+
+
+def await_evidence(
+    traffic: Traffic, what: str, *, successes: int = 0, failures: int = 0, timeout: float = 15.0
+) -> None:
+    """Block until the load has seen ``successes`` more successful and ``failures`` more failed requests.
+
+    Faults are held, and evidence gathered, by count rather than by a sleep: the count is what
+    makes the evidence sufficient (a p99 over 200 requests, every user timed out twice), and it
+    is reached as soon as the load delivers it. Fails the test naming ``what`` when the count is
+    not reached within ``timeout`` (the load died, or the fault was never felt).
+    """
+    ingest = traffic.ingest
+    start: list[tuple[int, int]] = []
+    # Read both counters under the ingest's lock (the predicate runs under it), never half a batch.
+    ingest.wait(lambda: start.append((ingest.successes, ingest.requests)) or True, 0)
+    ok0, requests0 = start[0]
+
+    def seen() -> tuple[int, int]:
+        ok = ingest.successes - ok0
+        return ok, ingest.requests - requests0 - ok
+
+    def enough() -> bool:
+        ok, failed = seen()
+        return not traffic.running or (ok >= successes and failed >= failures)
+
+    ingest.wait(enough, timeout)
+    ok, failed = seen()
+    if ok < successes or failed < failures:
+        pytest.fail(
+            f"{what}: the load saw {ok} successes and {failed} failures in {timeout:g}s "
+            f"(needed {successes} and {failures}){'; the load stopped' if not traffic.running else ''}",
+            pytrace=False,
+        )
 
 
 def wait_for(predicate: Any, timeout: float, what: str, every: float = 0.05) -> None:
