@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pytest
 
 from pytest_resiliency import faults, probes
-from pytest_resiliency.aws.session import AwsSession
-from pytest_resiliency.experiment import Experiment
 
-from .conftest import Fleet
+if TYPE_CHECKING:  # boto3 loads only when the experiment runs, not at collection
+    from pytest_resiliency.aws.session import AwsSession
+    from pytest_resiliency.experiment import Experiment
+
+    from .conftest import Fleet
 
 pytestmark = [pytest.mark.aws, pytest.mark.destructive]
 
 
-@pytest.mark.resiliency(rto="5m", disruption="hardware")
+# Recovery window 500 ms: 5 probes of the group at 100 ms, the 5 successes recovery asks for.
+@pytest.mark.resiliency(rto="5m", recovery_window="500ms", disruption="hardware")
 def test_asg_instance_termination_heals_to_desired(aws: AwsSession, web_fleet: Fleet, experiment: Experiment) -> None:
     """Auto Scaling · terminate 1 instance (desired capacity kept) · healthy count probed back to desired.
 
