@@ -18,7 +18,7 @@ pytestmark = [pytest.mark.datastore, pytest.mark.local, pytest.mark.destructive]
 INTER, FALL = 0.2, 3
 
 
-@pytest.mark.resiliency(rto="2s", recovery_window="500ms", disruption="software")
+@pytest.mark.resiliency(rto="2s", recovery_window="300ms", disruption="software")
 def test_backend_killed_rto_is_check_interval_times_fall(
     demo: Demo, haproxy_server: Any, load: Load, experiment: Experiment, marks: Any
 ) -> None:
@@ -43,7 +43,7 @@ def test_backend_killed_rto_is_check_interval_times_fall(
     assert abs(recovered_by - down[0]) <= 0.1, (rto, down[0] - t_inject)
 
 
-@pytest.mark.resiliency(rto="1s", error_rate=0, recovery_window="500ms", disruption="software")
+@pytest.mark.resiliency(rto="1s", error_rate=0, recovery_window="300ms", disruption="software")
 def test_backend_killed_with_redispatch_no_client_failure(
     demo: Demo, haproxy_server: Any, load: Load, experiment: Experiment, marks: Any
 ) -> None:
