@@ -216,3 +216,25 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
         terminalreporter.section("resiliency reports")
         for what, path in written:
             terminalreporter.write_line(f"{what}: {path}")
+
+
+def _duration_tier(item: pytest.Item) -> int:
+    """0: the locust experiments (``slow``, 2-4 s each), 1: datastores (1-3 s), 2: the rest (moto, ~1 s)."""
+    if item.get_closest_marker("slow"):
+        return 0
+    return 1 if item.get_closest_marker("datastore") else 2
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Run the longest experiments first (a stable sort: file order within a tier).
+
+    xdist hands tests out as workers free up; with the long ones first and the short ones
+    last, the workers finish within about one short test of each other (longest-first is
+    the classic greedy balance). Serially the order changes nothing. Only this suite's own
+    items move, within the places they held: any other item keeps its position.
+    """
+    here = Path(__file__).parent
+    slots = [i for i, item in enumerate(items) if here in item.path.parents]
+    ordered = sorted((items[i] for i in slots), key=_duration_tier)
+    for i, item in zip(slots, ordered, strict=True):
+        items[i] = item
