@@ -219,10 +219,12 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
 
 
 def _duration_tier(item: pytest.Item) -> int:
-    """0: the locust experiments (``slow``, 2-4 s each), 1: datastores (1-3 s), 2: the rest (moto, ~1 s)."""
+    """0: the locust experiments (``slow``, 2-4 s each); 1: AWS (the first on each worker starts
+    moto and loads its EC2 backend, 2-4 s; the others take under 1 s); 2: the rest (datastores,
+    1-3 s each)."""
     if item.get_closest_marker("slow"):
         return 0
-    return 1 if item.get_closest_marker("datastore") else 2
+    return 1 if item.get_closest_marker("aws") else 2
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
