@@ -25,9 +25,10 @@ pytestmark = [pytest.mark.local, pytest.mark.destructive, pytest.mark.slow]
 # One snapshot interval of loss is what the snapshot experiment shows; 1 s of writes at 100
 # writes/s is about 85 lost writes, plenty to date the RPO (to within a few ms at this rate).
 SNAPSHOT_INTERVAL = 1.0
-# The failover experiment's RPO is the replica's lag: 500 ms of writes at 100 writes/s is about
-# 50 lost writes, again plenty, and the baseline needs only to outlast it.
-REPLICATION_LAG = 0.5
+# The failover experiment's RPO is the replica's lag, dated by the load's acknowledgements: 1 s
+# (about 100 lost writes) leaves room for acknowledgements that a starved load generator on a
+# busy machine records a few hundred ms late (0.5 s did not: an RPO of 75 ms was measured).
+REPLICATION_LAG = 1.0
 # Every experiment here: recovery window 300 ms, 60 consecutive successes at 200 req/s after
 # the restart or the failover (the default 1 s window saw 60-80 at the rates used before).
 
@@ -111,7 +112,7 @@ def test_memory_only_crash_breaches_rpo(demo: Demo, load: Load, experiment: Expe
     experiment.verify_writes(traffic.read_back)
 
 
-# RPO budget: two replication lags (the writes of the last lag are lost, plus margin).
+# RPO budget: twice the replication lag (the writes of the last lag are lost, plus margin).
 @pytest.mark.resiliency(
     rto="5s", rpo=f"{2 * REPLICATION_LAG}s", alert_within="3s", recovery_window="300ms", disruption="software"
 )
@@ -119,12 +120,12 @@ def test_primary_killed_fails_over_to_async_replica(demo: Demo, load: Load, expe
     """Primary killed, failover to the asynchronous replica: RPO from the replication lag.
 
     * Service: orders API, 2 instances: a primary (fsync, never restarted: it is fenced)
-      and a replica pulling its log with a 500 ms replication lag, behind a front port that
+      and a replica pulling its log with a 1 s replication lag, behind a front port that
       health-checks the primary every 100 ms and promotes the replica after 3 failures.
-    * Load: locust through the front, 10 users, 200 requests/s, 50 % writes, about 3 s.
+    * Load: locust through the front, 10 users, 200 requests/s, 50 % writes, about 4 s.
     * Fault: SIGKILL of the primary, once.
     * Validated: RTO <= 5 s (detection + promotion); failover alert within 3 s;
-      RPO <= 1 s: the writes acknowledged in the last 500 ms before the kill were never
+      RPO <= 2 s: the writes acknowledged in the last second before the kill were never
       shipped to the replica, so measured RPO is about the replication lag.
     """
     primary = demo.orders("fsync", name="primary", restart="never")
@@ -134,9 +135,9 @@ def test_primary_killed_fails_over_to_async_replica(demo: Demo, load: Load, expe
     front = demo.front(primary, replica)
     status_file = demo.tmp_path / "front.admin-port"
     traffic = load(front.url, users=USERS, rate=RATE, writes=0.5, request_timeout="1s")
-    # Baseline 200 successes (1 s, twice the lag): writes older than the lag reached the
+    # Baseline 300 successes (1.5 s, longer than the lag): writes older than the lag reached the
     # replica and survive, so the loss is bounded by the lag, not by the length of the run.
-    traffic.wait_steady(successes=200)
+    traffic.wait_steady(successes=300)
     with faults.kill(primary):
         pass
     traffic.wait_recovered(timeout="30s")
@@ -147,4 +148,4 @@ def test_primary_killed_fails_over_to_async_replica(demo: Demo, load: Load, expe
     ledger = experiment.verify_writes(traffic.read_back)
     assert health(replica)["role"] == "primary"
     assert ledger.lost > 0, "an async replica trailing by 1 s must miss the last writes"
-    assert ledger.rpo is not None and REPLICATION_LAG / 2 <= ledger.rpo <= 2 * REPLICATION_LAG
+    assert ledger.rpo is not None and REPLICATION_LAG / 2 <= ledger.rpo <= REPLICATION_LAG + 1
