@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from pytest_resiliency import faults
+from resiliency_tests.conftest import await_evidence
 from resiliency_tests.datastores.conftest import recovery_proven_at
 
 if TYPE_CHECKING:
@@ -57,6 +58,10 @@ def test_backend_killed_with_redispatch_no_client_failure(
         assert web1.wait_for(lambda: web1.pid is None, 5)
     experiment.wait_recovered(timeout="3s")
     lb.process.wait_for_log(r"Server be/s1 is DOWN", timeout="5s")
+    # 100 more requests once s1 is marked DOWN, all served by s2: the 200 requests asserted below
+    # span the whole death (before it, while HAProxy still routed to the dead backend, after it)
+    # however slowly a busy machine lets the load run.
+    await_evidence(traffic, "100 requests after s1 was marked DOWN", successes=100)
     traffic.stop()
     marks(lb)
     stats = traffic.stats()
