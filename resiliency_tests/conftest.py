@@ -128,8 +128,13 @@ def await_evidence(
     """
     ingest = traffic.ingest
     start: list[tuple[int, int]] = []
+
+    def read_counters() -> bool:
+        start.append((ingest.successes, ingest.requests))
+        return True
+
     # Read both counters under the ingest's lock (the predicate runs under it), never half a batch.
-    ingest.wait(lambda: start.append((ingest.successes, ingest.requests)) or True, 0)
+    ingest.wait(read_counters, 0)
     ok0, requests0 = start[0]
 
     def seen() -> tuple[int, int]:
