@@ -91,13 +91,17 @@ def _command(scope: str, mode: str, reports: Path) -> list[str]:
 
 
 def _run(cmd: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float, str]:
+    """Wall and CPU seconds of one run and its outcome line; a failed run is reported, not fatal."""
     cpu0, t0 = _children_cpu(), time.perf_counter()
     proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, check=False)
     wall, cpu = time.perf_counter() - t0, _children_cpu() - cpu0
     found = SUMMARY.findall(proc.stdout)
+    outcome = found[-1] if found else "?"
     if proc.returncode != 0:
-        sys.exit(f"{' '.join(cmd)} failed (exit {proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-2000:]}")
-    return wall, cpu, found[-1] if found else "?"
+        failed = re.findall(r"^FAILED (\S+)", proc.stdout, flags=re.M)
+        print(f"{' '.join(cmd)}: exit {proc.returncode}; failed: {', '.join(failed) or '?'}", file=sys.stderr)
+        outcome = f"FAILED ({outcome})"
+    return wall, cpu, outcome
 
 
 def _old_suite(ref: str, into: Path) -> Path:
@@ -172,14 +176,14 @@ def main() -> None:
     print(f"{os.cpu_count()} CPUs; load average before {load_before[0]:.1f}, after {load_after[0]:.1f} (1 min)")
     print(f"bytecode: {'as in the environment (--cold)' if args.cold else 'private warmed PYTHONPYCACHEPREFIX'}")
     print()
-    print("| suite | scope | mode | wall (s) | CPU (s) | CPU use (cores) | wall / target |")
-    print("|---|---|---|---|---|---|---|")
+    print("| suite | scope | mode | wall (s) | CPU (s) | CPU use (cores) | wall / target | outcome (last round) |")
+    print("|---|---|---|---|---|---|---|---|")
     for (name, scope, mode), cell in cells.items():
         wall, cpu = statistics.median(cell.wall), statistics.median(cell.cpu)
         target = TARGETS[mode]
         print(
             f"| {name} | {scope} | {mode} | {_fmt(cell.wall)} | {_fmt(cell.cpu)} | {cpu / wall:.2f} "
-            f"| {wall / target:.2f} of {target:g} s |"
+            f"| {wall / target:.2f} of {target:g} s | {cell.outcome} |"
         )
     if args.before:
         print()
