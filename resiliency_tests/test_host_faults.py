@@ -35,7 +35,7 @@ def test_cpu_stress_keeps_latency_within_budget(demo: Demo, load: Load, experime
 
     * Service: orders API, 1 instance, fsync.
     * Load: locust, 10 users, 200 requests/s, 30 % writes, about 3 s.
-    * Fault: every core loaded at 100 % (``faults.cpu_stress``), held until 300 requests
+    * Fault: every core loaded at 100 % (``faults.cpu_stress``), held until 200 requests
       have succeeded under it (about 1 s).
     * Validated: p99 over the fault window <= 750 ms; error rate <= 1 %.
     """
@@ -52,7 +52,7 @@ def test_memory_stress_keeps_latency_within_budget(demo: Demo, load: Load, exper
 
     * Service: orders API, 1 instance, fsync.
     * Load: locust, 10 users, 200 requests/s, 30 % writes, about 3 s.
-    * Fault: 256 MiB held resident (``faults.memory_stress``), held until 300 requests have
+    * Fault: 256 MiB held resident (``faults.memory_stress``), held until 200 requests have
       succeeded under it (about 1 s).
     * Validated: p99 over the fault window <= 750 ms; error rate <= 1 %.
     """
