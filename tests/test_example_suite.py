@@ -59,8 +59,8 @@ def test_returns_once_the_counts_since_the_call_are_seen() -> None:
     start = time.monotonic()
     await_evidence(traffic, "20 timeouts", failures=20, successes=10, timeout=5)  # type: ignore[arg-type]
     assert time.monotonic() - start < 4
+    assert traffic.ingest.requests - traffic.ingest.successes == 70  # all 5 batches were in: 20 new failures
     feeder.join()
-    assert traffic.ingest.requests - traffic.ingest.successes >= 70
 
 
 def test_a_count_not_reached_fails_the_test_naming_what_was_awaited() -> None:
