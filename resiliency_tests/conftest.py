@@ -33,7 +33,12 @@ if TYPE_CHECKING:
     ProxyFactory = Callable[..., Proxy]  # the ``proxy`` fixture
 
 HEALTH = "http://127.0.0.1:{port}/health"
-BASELINE = 100  # successful requests before a fault is injected: about 1.5 s of steady load
+# The demo experiments' load: 10 users x 20 requests/s, open loop. At 200 req/s a change of state
+# is seen within about 5 ms (benchmarks/README.md, "RTO accuracy"), so every count below (a
+# baseline of 100 successes, a recovery window of 100 successes) arrives in half a second.
+# Each experiment chooses its own baseline, fault length and recovery window and says why.
+RATE = 200
+USERS = 10
 
 
 class Demo:
@@ -111,6 +116,45 @@ def front_status(status_file: Path) -> dict[str, Any]:
         return dict(json.loads(response.read()))
 
 
+def await_evidence(
+    traffic: Traffic, what: str, *, successes: int = 0, failures: int = 0, timeout: float = 15.0
+) -> None:
+    """Block until the load has seen ``successes`` more successful and ``failures`` more failed requests.
+
+    Faults are held, and evidence gathered, by count rather than by a sleep: the count is what
+    makes the evidence sufficient (a p99 over 200 requests, every user timed out twice), and it
+    is reached as soon as the load delivers it. Fails the test naming ``what`` when the count is
+    not reached within ``timeout`` (the load died, or the fault was never felt).
+    """
+    ingest = traffic.ingest
+    start: list[tuple[int, int]] = []
+
+    def read_counters() -> bool:
+        start.append((ingest.successes, ingest.requests))
+        return True
+
+    # Read both counters under the ingest's lock (the predicate runs under it), never half a batch.
+    ingest.wait(read_counters, 0)
+    ok0, requests0 = start[0]
+
+    def seen() -> tuple[int, int]:
+        ok = ingest.successes - ok0
+        return ok, ingest.requests - requests0 - ok
+
+    def enough() -> bool:
+        ok, failed = seen()
+        return not traffic.running or (ok >= successes and failed >= failures)
+
+    ingest.wait(enough, timeout)
+    ok, failed = seen()
+    if ok < successes or failed < failures:
+        pytest.fail(
+            f"{what}: the load saw {ok} successes and {failed} failures in {timeout:g}s "
+            f"(needed {successes} and {failures}){'; the load stopped' if not traffic.running else ''}",
+            pytrace=False,
+        )
+
+
 def wait_for(predicate: Any, timeout: float, what: str, every: float = 0.05) -> None:
     """Poll ``predicate`` (bounded) for state another process changes; fail naming ``what``."""
     deadline = time.monotonic() + timeout
@@ -177,3 +221,27 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, config: p
         terminalreporter.section("resiliency reports")
         for what, path in written:
             terminalreporter.write_line(f"{what}: {path}")
+
+
+def _duration_tier(item: pytest.Item) -> int:
+    """0: the locust experiments (``slow``, 2-4 s each); 1: AWS (the first on each worker starts
+    moto and loads its EC2 backend, 2-4 s; the others take under 1 s); 2: the rest (datastores,
+    1-3 s each)."""
+    if item.get_closest_marker("slow"):
+        return 0
+    return 1 if item.get_closest_marker("aws") else 2
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Run the longest experiments first (a stable sort: file order within a tier).
+
+    xdist hands tests out as workers free up; with the long ones first and the short ones
+    last, the workers finish within about one short test of each other (longest-first is
+    the classic greedy balance). Serially the order changes nothing. Only this suite's own
+    items move, within the places they held: any other item keeps its position.
+    """
+    here = Path(__file__).parent
+    slots = [i for i, item in enumerate(items) if here in item.path.parents]
+    ordered = sorted((items[i] for i in slots), key=_duration_tier)
+    for i, item in zip(slots, ordered, strict=True):
+        items[i] = item

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pytest
 
-from pytest_resiliency.aws.moto_server import TEST_AMI
-from pytest_resiliency.aws.session import AwsSession
+if TYPE_CHECKING:  # boto3 and moto load only when an AWS experiment runs, not at collection
+    from pytest_resiliency.aws.session import AwsSession
 
 
 @dataclass
@@ -22,6 +23,8 @@ def web_fleet(aws: AwsSession) -> Fleet:
     """An Auto Scaling group of 3 instances tagged app=web over two AZs (created in moto; real AWS: use yours)."""
     if aws.mode != "moto":
         pytest.skip("the web fleet is provisioned in moto only; point the selectors at your own fleet on real AWS")
+    from pytest_resiliency.aws.moto_server import TEST_AMI
+
     ec2, asg = aws.client("ec2"), aws.client("autoscaling")
     image = TEST_AMI  # moto accepts any AMI id (its default AMIs are not loaded, for speed)
     subnets = [s["SubnetId"] for s in ec2.describe_subnets()["Subnets"][:2]]

@@ -17,6 +17,7 @@ pytestmark = [pytest.mark.datastore, pytest.mark.local, pytest.mark.destructive]
 ELECTION = 0.5
 
 
+# Recovery window 500 ms: 50 consecutive puts at 100 puts/s after the election.
 @pytest.mark.resiliency(rto="3s", rpo=0, recovery_window="500ms", disruption="software")
 def test_leader_killed_loses_nothing_and_recovers_in_an_election(
     etcd_cluster: Any, writer: Any, experiment: Experiment, marks: Any

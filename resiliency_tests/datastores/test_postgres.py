@@ -23,7 +23,7 @@ pytestmark = [pytest.mark.datastore, pytest.mark.local, pytest.mark.destructive]
 WAL_WRITER_DELAY = 1.0
 
 
-@pytest.mark.resiliency(rto="10s", rpo=0, recovery_window="500ms", disruption="software")
+@pytest.mark.resiliency(rto="10s", rpo=0, recovery_window="300ms", disruption="software")
 def test_synchronous_commit_on_loses_nothing(
     postgres_server: Any, writer: Any, experiment: Experiment, marks: Any
 ) -> None:
@@ -39,7 +39,7 @@ def test_synchronous_commit_on_loses_nothing(
     assert ledger.acknowledged >= 100 and ledger.lost == 0
 
 
-@pytest.mark.resiliency(rto="10s", rpo=f"{3 * WAL_WRITER_DELAY}s", recovery_window="500ms", disruption="software")
+@pytest.mark.resiliency(rto="10s", rpo=f"{3 * WAL_WRITER_DELAY}s", recovery_window="300ms", disruption="software")
 def test_synchronous_commit_off_loses_within_three_wal_writer_delays(
     postgres_server: Any, writer: Any, experiment: Experiment, marks: Any
 ) -> None:

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 pytestmark = [pytest.mark.datastore, pytest.mark.local, pytest.mark.destructive]
 
 
-@pytest.mark.resiliency(rto="5s", rpo=0, recovery_window="500ms", disruption="software")
+@pytest.mark.resiliency(rto="5s", rpo=0, recovery_window="300ms", disruption="software")
 def test_aof_always_loses_nothing(redis_server: Any, writer: Any, experiment: Experiment, marks: Any) -> None:
     """Redis, AOF fsync always · SIGKILL · 200 writes/s open loop: RPO 0, restart by the supervisor."""
     redis = redis_server(persistence="aof-always")
@@ -34,7 +34,7 @@ def test_aof_always_loses_nothing(redis_server: Any, writer: Any, experiment: Ex
     assert ledger.acknowledged >= 100 and ledger.lost == 0
 
 
-@pytest.mark.resiliency(rto="5s", rpo=0, recovery_window="500ms", disruption="software")
+@pytest.mark.resiliency(rto="5s", rpo=0, recovery_window="300ms", disruption="software")
 def test_aof_everysec_survives_a_process_crash(
     load: Any, redis_server: Any, experiment: Experiment, marks: Any
 ) -> None:
@@ -55,7 +55,7 @@ def test_aof_everysec_survives_a_process_crash(
     assert ledger.acknowledged >= 100 and ledger.lost == 0
 
 
-@pytest.mark.resiliency(rto="5s", rpo="2500ms", recovery_window="500ms", disruption="software")
+@pytest.mark.resiliency(rto="5s", rpo="2500ms", recovery_window="300ms", disruption="software")
 def test_rdb_snapshots_lose_at_most_one_interval(
     redis_server: Any, writer: Any, experiment: Experiment, marks: Any
 ) -> None:
@@ -77,7 +77,7 @@ def test_rdb_snapshots_lose_at_most_one_interval(
 
 
 @pytest.mark.xfail(strict=True, reason="deliberate breach: Redis without persistence cannot meet rpo=0")
-@pytest.mark.resiliency(rto="5s", rpo=0, recovery_window="500ms", disruption="software")
+@pytest.mark.resiliency(rto="5s", rpo=0, recovery_window="300ms", disruption="software")
 def test_without_persistence_every_acknowledged_write_is_lost(
     redis_server: Any, writer: Any, experiment: Experiment, marks: Any
 ) -> None:
