@@ -23,14 +23,16 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+from .errors import ConfigError
+
 SKIP_DIRS = frozenset({"__pycache__", ".pytest_cache", ".git", ".mypy_cache", ".ruff_cache", ".venv", "node_modules"})
 SKIP_SUFFIXES = (".pyc", ".pyo")
 INVOKE_READ_TIMEOUT = 900  # a RequestResponse invocation lasts as long as the run (Lambda's maximum is 15 min)
 FUNCTION_FAILED = 3
 
 
-class CliError(RuntimeError):
-    """Bad input; the message says what is accepted."""
+class CliError(ConfigError, RuntimeError):
+    """Bad input; the message says what is accepted (a RuntimeError too, as before)."""
 
 
 def zip_suite(directory: Path) -> bytes:

@@ -24,12 +24,14 @@ if TYPE_CHECKING:
 DEFAULT_MAX_OPERATIONS = 5_000_000  # timeline.DEFAULT_MAX_OPERATIONS
 DEFAULT_RECOVERY_SUCCESSES = 5  # budget.DEFAULT_RECOVERY_SUCCESSES
 DEFAULT_RECOVERY_WINDOW = 1.0  # budget.DEFAULT_RECOVERY_WINDOW
-DEFAULT_TIMEOUT = 60.0  # budget.DEFAULT_TIMEOUT
+DEFAULT_TIMEOUT = 60.0  # budget.DEFAULT_TIMEOUT (the recovery timeout)
 MARKER_ARGUMENTS = (  # budget.MARKER_ARGUMENTS
     *("rto", "rpo", "rpo_writes", "error_rate", "p99", "alert_within"),
-    *("recovery_successes", "recovery_window", "timeout", "disruption", "tier"),
+    *("recovery_successes", "recovery_window", "recovery_timeout", "disruption", "tier"),
 )
-CRITERIA_SETTINGS = ("recovery_successes", "recovery_window", "timeout")
+CRITERIA_SETTINGS = ("recovery_successes", "recovery_window", "recovery_timeout", "timeout")
+# Old option names still read, with a deprecation warning naming the new one (pytest-timeout owns "timeout").
+DEPRECATED_SETTINGS = {"timeout": "recovery_timeout"}
 
 # Fixtures, options and hooks of each capability live beside it; each of these modules
 # must import nothing heavy at module level (boto3, moto and locust load inside fixtures).
@@ -109,7 +111,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
             "DURATION",
             f"failure-free time that confirms recovery (default {DEFAULT_RECOVERY_WINDOW:g}s)",
         ),
-        ("timeout", "DURATION", f"how long after a fault recovery is awaited (default {DEFAULT_TIMEOUT:g}s)"),
+        (
+            "recovery_timeout",
+            "DURATION",
+            f"how long after a fault recovery is awaited (default {DEFAULT_TIMEOUT:g}s)",
+        ),
+        ("timeout", "DURATION", "deprecated spelling of recovery_timeout"),
         (
             "max_operations",
             "N",
@@ -144,19 +151,43 @@ def _whole(value: Any, name: str, minimum: int) -> int:
     return number
 
 
+def _deprecated_setting(config: pytest.Config, new: str) -> Any:
+    """CLI > ini, the new name before its old one on each; an old name set is warned about."""
+    old = [name for name, replacement in DEPRECATED_SETTINGS.items() if replacement == new]
+    for name in old:
+        if config.getoption(f"resiliency_{name}") is not None or config.getini(f"resiliency_{name}") is not None:
+            config.issue_config_time_warning(
+                DeprecationWarning(
+                    f"pytest-resiliency: --resiliency-{name} / ini resiliency_{name} is deprecated; "
+                    f"use --resiliency-{new.replace('_', '-')} / ini resiliency_{new}"
+                ),
+                stacklevel=2,
+            )
+    names = [new, *old]
+    for value in (
+        *(config.getoption(f"resiliency_{n}") for n in names),
+        *(config.getini(f"resiliency_{n}") for n in names),
+    ):
+        if value is not None:
+            return value
+    return None
+
+
 def _criteria(config: pytest.Config) -> Criteria:
-    from .budget import BudgetError, Criteria, parse_duration
+    from .budget import Criteria
+    from .errors import ConfigError
+    from .validate import duration
 
     successes = _setting(config, "recovery_successes")
     window = _setting(config, "recovery_window")
-    timeout = _setting(config, "timeout")
+    timeout = _deprecated_setting(config, "recovery_timeout")
     try:
         return Criteria(
             successes=DEFAULT_RECOVERY_SUCCESSES if successes is None else _whole(successes, "recovery_successes", 1),
-            window=DEFAULT_RECOVERY_WINDOW if window is None else parse_duration(window, "recovery_window"),
-            timeout=DEFAULT_TIMEOUT if timeout is None else parse_duration(timeout, "timeout"),
+            window=DEFAULT_RECOVERY_WINDOW if window is None else duration(window, "recovery_window"),
+            timeout=DEFAULT_TIMEOUT if timeout is None else duration(timeout, "recovery_timeout"),
         )
-    except BudgetError as exc:
+    except ConfigError as exc:
         raise pytest.UsageError(f"pytest-resiliency option: {exc}") from None
 
 
@@ -234,12 +265,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 def _parse_budget(item: pytest.Item, found: tuple[tuple[Any, ...], dict[str, Any]], criteria: Criteria) -> str | None:
     """Store the item's budget; return what is wrong with its marker, if anything."""
-    from .budget import BudgetError, parse_marker
+    from .budget import BudgetError, deprecated_arguments, parse_marker
 
     try:
         item.stash[BUDGET] = parse_marker(*found, defaults=criteria)
     except BudgetError as exc:
         return str(exc)
+    for message in deprecated_arguments(found[1]):
+        item.warn(DeprecationWarning(f"{item.nodeid}: {message}"))
     return None
 
 
@@ -282,7 +315,7 @@ def header_line(config: pytest.Config, tests: int | None) -> str:
     what = "" if tests is None else f"{tests} test{'s' if tests != 1 else ''}, "
     return (
         f"resiliency: {what}{aws}, recovered = {criteria.successes} successes in a row and "
-        f"{criteria.window:g}s without failure (timeout {criteria.timeout:g}s), journal {journal_path()}"
+        f"{criteria.window:g}s without failure (recovery timeout {criteria.timeout:g}s), journal {journal_path()}"
     )
 
 

@@ -17,6 +17,8 @@ from typing import Any
 import boto3  # type: ignore[import-untyped,unused-ignore]
 from botocore.config import Config  # type: ignore[import-untyped,unused-ignore]
 
+from ..errors import ConfigError
+
 MOTO, REAL = "moto", "real"
 MODES = (MOTO, REAL)
 DEFAULT_REGION = "us-east-1"
@@ -30,8 +32,12 @@ _DUMMY_CREDENTIALS = {
 _current: AwsSession | None = None
 
 
-class AwsError(RuntimeError):
-    """An AWS session could not be created or used; the message says why and what is accepted."""
+class AwsError(ConfigError, RuntimeError):
+    """An AWS session could not be created or used; the message says why and what is accepted.
+
+    A :class:`~pytest_resiliency.errors.ConfigError` (bad mode, region, allow-list); still a
+    ``RuntimeError`` for code that caught it as one.
+    """
 
 
 class AwsRefused(AwsError):

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..budget import parse_duration
+from ..errors import ConfigError
 from ..experiment import Experiment, current_experiment
 
 if TYPE_CHECKING:
@@ -38,7 +39,7 @@ __all__ = [
 _loads: weakref.WeakKeyDictionary[Experiment, list[Traffic]] = weakref.WeakKeyDictionary()
 
 
-class ProviderError(RuntimeError):
+class ProviderError(ConfigError, RuntimeError):
     """A provider called with arguments it cannot use; the message says what is accepted."""
 
 

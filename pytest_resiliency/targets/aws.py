@@ -18,6 +18,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..errors import TargetError as _TargetError
+
 if TYPE_CHECKING:
     from ..aws.session import AwsSession
 
@@ -26,8 +28,11 @@ _MODE_RE = re.compile(r"^\s*(ALL|COUNT\((\d+)\)|PERCENT\((\d+(?:\.\d+)?)\))\s*$"
 _GONE_EC2_STATES = ("pending", "running", "stopping", "stopped")
 
 
-class TargetError(ValueError):
-    """A selector that is malformed or matched nothing; the message says what was asked."""
+class TargetError(_TargetError, ValueError):
+    """A selector that is malformed or matched nothing; the message says what was asked.
+
+    A :class:`pytest_resiliency.errors.TargetError`; still a ``ValueError`` as before.
+    """
 
 
 @dataclass(frozen=True)

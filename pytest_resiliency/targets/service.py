@@ -34,6 +34,7 @@ from typing import Any
 
 from .. import probes as _probes
 from ..budget import BudgetError, parse_duration
+from ..errors import TargetError
 from . import supervisor as _supervisor
 
 POLICIES = _supervisor.POLICIES
@@ -44,7 +45,7 @@ _PORT_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 Check = str | int | _probes.Probe | Callable[[], Any]
 
 
-class ServiceError(RuntimeError):
+class ServiceError(TargetError):
     """A service could not be configured, started or made healthy; the message says why."""
 
 
