@@ -1,9 +1,11 @@
-"""The per-test ``experiment``: ties the timeline, faults, monitors, stop conditions and ledger.
+"""The per-test ``experiment``: owns the timeline; ties faults, monitors, stop conditions and ledger.
 
 The plugin creates one per test that uses the ``experiment`` fixture (or carries the
-``resiliency`` marker), makes it the *current* experiment so that faults used as plain
-context managers record into it, and calls :meth:`Experiment.finish` after the test
+``resiliency`` marker), binds it in :mod:`pytest_resiliency.context` so that faults used as
+plain context managers report to it, and calls :meth:`Experiment.finish` after the test
 body: leftover faults are reverted, recovery is awaited, evidence sources stopped.
+Evidence reaches the timeline only through the experiment's ``record_*`` methods and the
+monitors it starts; nothing else writes into it.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Protocol
 
+from . import context as _context
 from . import probes as _probes
 from .budget import Budget, Criteria, parse_duration
 from .measure import LedgerResult, Measurement, Verdict, judge, measure, verify_ledger
@@ -24,17 +27,15 @@ from .timeline import DEFAULT_MAX_OPERATIONS, Timeline
 if TYPE_CHECKING:
     from .faults.base import Fault
 
-_current: Experiment | None = None
-
 
 def current_experiment() -> Experiment | None:
-    """The experiment of the test running in this process, if any."""
-    return _current
+    """The experiment of the test running in this process, if any (:func:`pytest_resiliency.context.experiment`)."""
+    return _context.experiment()
 
 
 def set_current(experiment: Experiment | None) -> None:
-    global _current
-    _current = experiment
+    """Deprecated: use :func:`pytest_resiliency.context.bind_experiment`."""
+    _context.bind_experiment(experiment)
 
 
 class Source(Protocol):
@@ -231,6 +232,14 @@ class Experiment:
     def record_alert(self, name: str, at: float | None = None) -> None:
         """An alert fired (held against ``alert_within``)."""
         self.timeline.mark(time.time() if at is None else at, "alert", name)
+
+    def record_event(self, kind: str, name: str, at: float | None = None, **detail: Any) -> None:
+        """A plugin event for the reports (``aws-call``, ``targets-resolved``, ``load-died``...).
+
+        Like :meth:`mark` (drawn on the chart, kept in the journal, never measured), with a
+        ``kind`` of its own; evidence sources call this instead of writing into the timeline.
+        """
+        self.timeline.mark(time.time() if at is None else at, kind, name, **detail)
 
     def stop_when(
         self, condition: Callable[[], Any], every: float | str = "100ms", name: str | None = None

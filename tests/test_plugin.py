@@ -261,7 +261,9 @@ def test_precedence_marker_over_cli_over_ini(pytester: pytest.Pytester) -> None:
         {"successes": 7, "window": 2.0, "timeout": 45.0},
         {"successes": 3, "window": 2.0, "timeout": 45.0},
     ]
-    cli = criteria_lines(pytester.runpytest("-s", "--resiliency-recovery-successes=4", "--resiliency-recovery-timeout=10s"))
+    cli = criteria_lines(
+        pytester.runpytest("-s", "--resiliency-recovery-successes=4", "--resiliency-recovery-timeout=10s")
+    )
     assert cli == [
         {"successes": 7, "window": 2.0, "timeout": 10.0},
         {"successes": 4, "window": 2.0, "timeout": 10.0},
@@ -589,8 +591,8 @@ def test_plugin_import_stays_light() -> None:
 
 def test_plugin_constants_mirror_the_modules_it_does_not_import_at_start_up() -> None:
     from pytest_resiliency import budget, plugin, timeline
+    from pytest_resiliency import fault_fixtures as fixtures
     from pytest_resiliency.faults import journal
-    from pytest_resiliency.targets import fixtures
 
     assert plugin.DEFAULT_MAX_OPERATIONS == timeline.DEFAULT_MAX_OPERATIONS
     assert plugin.MARKER_ARGUMENTS == budget.MARKER_ARGUMENTS
@@ -615,9 +617,12 @@ def test_start_up_imports_only_the_registration_modules() -> None:
     assert loaded == {
         "pytest_resiliency",
         "pytest_resiliency.plugin",
+        "pytest_resiliency.settings",  # recovery criteria from CLI/ini, the header line
         "pytest_resiliency.hookspecs",
+        "pytest_resiliency.context",  # the running test's experiment and AWS session (standard library only)
         "pytest_resiliency.targets",
         "pytest_resiliency.targets.fixtures",
+        "pytest_resiliency.fault_fixtures",  # proxy, netns, --resiliency-recover (outside the faults package)
         "pytest_resiliency.load",
         "pytest_resiliency.load.fixtures",
         "pytest_resiliency.aws",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from .. import context as _context
 from ..probes import Probe, ProbeFailed
 from .session import AwsSession, resolve_session
 
@@ -30,8 +31,6 @@ def alarm(
     seen = threading.Event()
 
     def check() -> None:
-        from ..experiment import current_experiment
-
         aws = resolve_session(session, "probes.alarm")
         found = aws.client("cloudwatch").describe_alarms(AlarmNames=[name])
         alarms = found.get("MetricAlarms", []) + found.get("CompositeAlarms", [])
@@ -43,7 +42,7 @@ def alarm(
         if state == "ALARM" and record_alert and not seen.is_set():
             seen.set()
             updated = alarms[0].get("StateUpdatedTimestamp")
-            experiment = current_experiment()
+            experiment = _context.experiment()
             if experiment is not None:
                 experiment.record_alert(name, updated.timestamp() if updated is not None else None)
         raise ProbeFailed(f"alarm {name} is {state}")

@@ -19,9 +19,10 @@ import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .. import context as _context
 from ..budget import parse_duration
 from ..errors import ConfigError
-from ..experiment import Experiment, current_experiment
+from ..experiment import Experiment
 
 if TYPE_CHECKING:
     from ..faults.base import Fault
@@ -44,7 +45,7 @@ class ProviderError(ConfigError, RuntimeError):
 
 
 def _experiment(who: str) -> Experiment:
-    found = current_experiment()
+    found = _context.experiment()
     if found is None:
         raise ProviderError(f"{who}: no running resiliency experiment; run the experiment file through pytest")
     return found

@@ -13,7 +13,6 @@ from __future__ import annotations
 import math
 import random
 import re
-import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -173,13 +172,13 @@ def as_selector(value: Selector | str | Iterable[str], kind: str) -> Selector:
 
 
 def record_resolution(name: str, selector: Selector, resources: list[Resource]) -> None:
-    """Put the resolved targets on the running test's timeline."""
-    from ..experiment import current_experiment
+    """Tell the running test's experiment (:mod:`pytest_resiliency.context`) which targets were resolved."""
+    from ..context import experiment as running_experiment
 
-    experiment = current_experiment()
+    experiment = running_experiment()
     if experiment is not None:
-        experiment.timeline.mark(
-            time.time(), "targets-resolved", name, selector=selector.as_dict(), targets=[r.id for r in resources]
+        experiment.record_event(
+            "targets-resolved", name, selector=selector.as_dict(), targets=[r.id for r in resources]
         )
 
 
