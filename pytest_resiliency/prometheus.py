@@ -29,7 +29,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from .budget import parse_duration
-from .probes import DEFAULT_PROBE_TIMEOUT, Probe, ProbeFailed
+from .probes.base import DEFAULT_PROBE_TIMEOUT, Probe, ProbeFailed
 
 if TYPE_CHECKING:
     from .experiment import Experiment

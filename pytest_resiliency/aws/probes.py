@@ -12,7 +12,7 @@ import threading
 from typing import Any
 
 from .. import context as _context
-from ..probes import Probe, ProbeFailed
+from ..probes.base import Probe, ProbeFailed
 from .session import AwsSession, resolve_session
 
 __all__ = ["alarm", "asg_healthy", "rds_writer", "ssm_command", "target_group_healthy"]

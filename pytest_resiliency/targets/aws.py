@@ -15,7 +15,7 @@ import random
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict, Unpack
 
 from ..errors import TargetError as _TargetError
 
@@ -343,26 +343,59 @@ RESOLVERS: dict[str, Callable[[AwsSession, Selector], list[Resource]]] = {
 }
 
 
-def _factory(kind: str) -> Callable[..., Selector]:
-    def make(**kwargs: Any) -> Selector:
-        return Selector(kind, **kwargs)
+class SelectorOptions(TypedDict, total=False):
+    """The keywords of :class:`Selector` after ``kind`` (what every selector function takes)."""
 
-    make.__name__ = kind.replace(":", "_")
-    make.__doc__ = f"A selector of {kind} resources (see :class:`Selector` for the arguments)."
-    return make
+    ids: Iterable[str] | str | None
+    tags: Mapping[str, str] | None
+    filters: Mapping[str, Iterable[str] | str] | None
+    az: str | None
+    mode: str
+    empty: str
+    seed: int | None
+    cluster: str | None
+    service: str | None
 
 
-ec2_instances = _factory("ec2:instance")
-subnets = _factory("ec2:subnet")
-asg_groups = _factory("autoscaling:group")
-rds_clusters = _factory("rds:cluster")
-rds_instances = _factory("rds:db")
-ecs_tasks = _factory("ecs:task")
-lambda_functions = _factory("lambda:function")
+def ec2_instances(**options: Unpack[SelectorOptions]) -> Selector:
+    """A selector of EC2 instances (``ec2:instance``; see :class:`Selector` for the arguments)."""
+    return Selector("ec2:instance", **options)
+
+
+def subnets(**options: Unpack[SelectorOptions]) -> Selector:
+    """A selector of subnets (``ec2:subnet``; see :class:`Selector` for the arguments)."""
+    return Selector("ec2:subnet", **options)
+
+
+def asg_groups(**options: Unpack[SelectorOptions]) -> Selector:
+    """A selector of Auto Scaling groups (``autoscaling:group``; see :class:`Selector`)."""
+    return Selector("autoscaling:group", **options)
+
+
+def rds_clusters(**options: Unpack[SelectorOptions]) -> Selector:
+    """A selector of Aurora clusters (``rds:cluster``; see :class:`Selector`)."""
+    return Selector("rds:cluster", **options)
+
+
+def rds_instances(**options: Unpack[SelectorOptions]) -> Selector:
+    """A selector of RDS DB instances (``rds:db``; see :class:`Selector`)."""
+    return Selector("rds:db", **options)
+
+
+def ecs_tasks(**options: Unpack[SelectorOptions]) -> Selector:
+    """A selector of ECS tasks (``ecs:task``; ``cluster=`` and ``service=`` narrow it; see :class:`Selector`)."""
+    return Selector("ecs:task", **options)
+
+
+def lambda_functions(**options: Unpack[SelectorOptions]) -> Selector:
+    """A selector of Lambda functions (``lambda:function``; see :class:`Selector`)."""
+    return Selector("lambda:function", **options)
+
 
 __all__ = [
     "Resource",
     "Selector",
+    "SelectorOptions",
     "TargetError",
     "as_selector",
     "asg_groups",

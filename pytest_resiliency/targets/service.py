@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypedDict
 
 from .. import probes as _probes
 from ..budget import BudgetError, parse_duration
@@ -43,6 +43,43 @@ LOG_POLL = 0.01  # seconds between looks at a log file while waiting for a line 
 _PLACEHOLDER = re.compile(r"\{port(?::([A-Za-z_][A-Za-z0-9_-]*))?\}")
 _PORT_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 Check = str | int | _probes.Probe | Callable[[], Any]
+
+
+class Named(Protocol):
+    """Anything with a ``name``: a network namespace object is accepted where its name is."""
+
+    @property
+    def name(self) -> str: ...
+
+
+class PassThroughOptions(TypedDict, total=False):
+    """The :class:`Service` keywords a datastore target passes on to its service unchanged."""
+
+    log_tail: int
+    env: Mapping[str, str] | None
+    cwd: str | os.PathLike[str] | None
+    restart: str
+    backoff: float
+    max_restart_delay: float | str
+    max_restarts: int | None
+    start_timeout: float | str
+    stop_timeout: float | str
+    log_dir: str | os.PathLike[str] | None
+    netns: str | Named | None
+
+
+class ServiceOptions(PassThroughOptions, total=False):
+    """Every keyword of :class:`Service` (the ``service`` fixture takes them after the command)."""
+
+    name: str | None
+    port: int | None
+    health: Check | None
+    ready: Check | None
+    ports: Mapping[str, int | None] | Sequence[str] | None
+    user: str | int | None
+    files: Mapping[str | os.PathLike[str], str] | None
+    stop_signal: int | str
+    restart_delay: float | str
 
 
 class ServiceError(TargetError):
