@@ -19,10 +19,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from . import context as _context
 from . import probes as _probes
-from .budget import Budget, Criteria, parse_duration
+from .budget import Budget, Criteria
+from .errors import ConfigError
 from .measure import LedgerResult, Measurement, Verdict, judge, measure, verify_ledger
 from .monitors import Monitor
 from .timeline import DEFAULT_MAX_OPERATIONS, Timeline
+from .validate import count, duration, shown
 
 if TYPE_CHECKING:
     from .faults.base import Fault
@@ -164,14 +166,9 @@ class Experiment:
         call running longer than ``timeout`` (default: the larger of 1 s and ``every``) is a
         failure. Returns the :class:`Monitor` (``stop()`` ends it early).
         """
-        period = parse_duration(every, "every")
-        if period <= 0:
-            raise ValueError(f"experiment.monitor: every={every!r} must be > 0")
-        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
-            raise ValueError(f"experiment.monitor: concurrency={concurrency!r} must be a whole number >= 1")
-        limit = None if timeout is None else parse_duration(timeout, "timeout")
-        if limit is not None and limit <= 0:
-            raise ValueError(f"experiment.monitor: timeout={timeout!r} must be > 0")
+        period = duration(every, "experiment.monitor: every", positive=True)
+        count(concurrency, "experiment.monitor: concurrency", 1)
+        limit = None if timeout is None else duration(timeout, "experiment.monitor: timeout", positive=True)
         checked = _probes.as_probe(probe)
         monitor = Monitor(self.timeline, checked, period, name or checked.name, concurrency, limit)
         self.add_source(monitor)
@@ -226,7 +223,7 @@ class Experiment:
         measurement. ``at`` defaults to now (wall-clock seconds, like every timeline time).
         """
         if not isinstance(name, str) or not name:
-            raise ValueError(f"experiment.mark: name must be a non-empty string, got {name!r}")
+            raise ConfigError(f"experiment.mark: name must be a non-empty string, got {shown(name)}")
         self.timeline.mark(time.time() if at is None else float(at), "mark", name, **detail)
 
     def record_alert(self, name: str, at: float | None = None) -> None:
@@ -246,10 +243,8 @@ class Experiment:
     ) -> StopCondition:
         """Abort the experiment (revert faults, test ERROR) when ``condition()`` is true while a fault is active."""
         if not callable(condition):
-            raise ValueError(f"experiment.stop_when needs a callable, got {type(condition).__name__}")
-        period = parse_duration(every, "every")
-        if period <= 0:
-            raise ValueError("experiment.stop_when: every must be > 0")
+            raise ConfigError(f"experiment.stop_when needs a callable, got {type(condition).__name__}")
+        period = duration(every, "experiment.stop_when: every", positive=True)
         stop = StopCondition(self, condition, period, name or str(getattr(condition, "__name__", "condition")))
         with self._lock:
             self._stop_conditions.append(stop)
@@ -297,7 +292,7 @@ class Experiment:
         call, decides whether the test passes.
         """
         now = time.time()
-        deadline = now + (self.criteria.timeout if timeout is None else parse_duration(timeout, "timeout"))
+        deadline = now + (self.criteria.timeout if timeout is None else duration(timeout, "timeout"))
         last = self.last_injection
         if last is not None:
             deadline = min(deadline, last + self.criteria.timeout + self.criteria.window)

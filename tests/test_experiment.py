@@ -79,8 +79,8 @@ def test_when_every_thread_is_hung_ticks_are_skipped_and_counted(experiment: Exp
         ({"concurrency": 0}, "concurrency=0 must be a whole number >= 1"),
         ({"concurrency": True}, "concurrency=True must be a whole number >= 1"),
         ({"concurrency": "2"}, "concurrency='2' must be a whole number >= 1"),
-        ({"timeout": "0s"}, "timeout='0s' must be > 0"),
-        ({"every": 0}, "every=0 must be > 0"),
+        ({"timeout": "0s"}, "timeout='0s' must be a finite duration > 0"),
+        ({"every": 0}, "every=0 must be a finite duration > 0"),
     ],
 )
 def test_bad_monitor_arguments_name_what_is_accepted(

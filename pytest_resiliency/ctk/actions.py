@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import context as _context
-from ..budget import parse_duration
 from ..errors import ConfigError
 from ..experiment import Experiment
+from ..validate import duration as valid_duration
 
 if TYPE_CHECKING:
     from ..faults.base import Fault
@@ -118,9 +118,9 @@ def inject_fault(
             waiter = getattr(made, "wait", None)
             if waiter is None:
                 raise ProviderError(f"inject_fault: {fault} has nothing to wait for; use duration instead")
-            result = waiter(timeout=parse_duration(wait, "wait"))
+            result = waiter(timeout=valid_duration(wait, "wait"))
         if duration is not None:
-            time.sleep(parse_duration(duration, "duration"))
+            time.sleep(valid_duration(duration, "duration"))
     except BaseException:
         made.revert()
         raise

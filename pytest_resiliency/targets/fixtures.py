@@ -142,10 +142,11 @@ class ServiceFactory:
     ) -> ServiceGroup:
         """Start services together (each a ``Service`` from :meth:`define`, or a dict of its options
         with ``command``) and wait for one readiness of the whole group."""
-        from .service import Service, ServiceError, ServiceGroup
+        from ..errors import ConfigError
+        from .service import Service, ServiceGroup
 
         if isinstance(members, (str, bytes)) or not hasattr(members, "__iter__"):
-            raise ServiceError(f"service.group: members={members!r} must be a list of services or option dicts")
+            raise ConfigError(f"service.group: members={members!r} must be a list of services or option dicts")
         made = []
         for member in members:
             if isinstance(member, Service):
@@ -154,7 +155,7 @@ class ServiceFactory:
                 options = dict(member)
                 made.append(self.define(options.pop("command"), **options))
             else:
-                raise ServiceError(
+                raise ConfigError(
                     f"service.group: member {member!r} must be a Service (service.define(...)) "
                     "or a dict of service options with 'command'"
                 )

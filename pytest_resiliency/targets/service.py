@@ -21,6 +21,7 @@ import json
 import os
 import pwd
 import re
+import shlex
 import signal as _signal
 import socket
 import subprocess
@@ -33,8 +34,11 @@ from pathlib import Path
 from typing import Any, Protocol, TypedDict
 
 from .. import probes as _probes
-from ..budget import BudgetError, parse_duration
-from ..errors import TargetError
+from ..errors import ConfigError, TargetError
+from ..host import free_port as free_port  # re-exported: it was defined here
+from ..host import tail_text
+from ..validate import count, duration, one_of
+from ..validate import port as valid_port
 from . import supervisor as _supervisor
 
 POLICIES = _supervisor.POLICIES
@@ -86,17 +90,9 @@ class ServiceError(TargetError):
     """A service could not be configured, started or made healthy; the message says why."""
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port nobody listens on right now (the kernel picks it)."""
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
-
-
 def check_port_free(port: int, host: str = "127.0.0.1", what: str = "port") -> None:
     """Raise a clear error when ``port`` is invalid or already bound on ``host``."""
-    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
-        raise ServiceError(f"{what} {port!r} must be an integer between 1 and 65535 (or None for a free one)")
+    port = valid_port(port, what)
     with socket.socket() as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
@@ -110,10 +106,7 @@ def check_port_free(port: int, host: str = "127.0.0.1", what: str = "port") -> N
 
 
 def _duration(value: float | str, name: str) -> float:
-    try:
-        return parse_duration(value, name)
-    except BudgetError as exc:
-        raise ServiceError(str(exc)) from None
+    return duration(value, name)
 
 
 @dataclass(frozen=True)
@@ -131,7 +124,7 @@ def resolve_user(user: str | int) -> Account:
     try:
         entry = pwd.getpwuid(user) if isinstance(user, int) and not isinstance(user, bool) else pwd.getpwnam(str(user))
     except (KeyError, TypeError):
-        raise ServiceError(f"user={user!r} is not an account on this machine (a user name or a numeric uid)") from None
+        raise ConfigError(f"user={user!r} is not an account on this machine (a user name or a numeric uid)") from None
     if os.geteuid() != 0 and entry.pw_uid != os.geteuid():
         raise ServiceError(
             f"user={user!r}: dropping privileges to another account needs root (we are uid {os.geteuid()})"
@@ -187,21 +180,21 @@ class Service:
         log_dir: str | os.PathLike[str] | None = None,
         netns: str | None = None,
     ) -> None:
-        argv = command.split() if isinstance(command, str) else list(command)
+        try:  # a string is split like a shell would (quotes kept together), never run by one
+            argv = shlex.split(command) if isinstance(command, str) else list(command)
+        except ValueError as exc:
+            raise ConfigError(f"service command {command!r} cannot be split into arguments: {exc}") from None
         if not argv or not all(isinstance(a, str) for a in argv):
-            raise ServiceError(f"service command must be a non-empty string or list of strings, got {command!r}")
-        if restart not in POLICIES:
-            raise ServiceError(f"restart={restart!r} is not a restart policy; accepted: {', '.join(POLICIES)}")
+            raise ConfigError(f"service command must be a non-empty string or list of strings, got {command!r}")
+        one_of(restart, "restart", POLICIES)
         if isinstance(backoff, bool) or not isinstance(backoff, (int, float)) or backoff < 1:
-            raise ServiceError(f"backoff={backoff!r} must be a number >= 1 (1 = constant restart delay)")
-        if max_restarts is not None and (not isinstance(max_restarts, int) or max_restarts < 0):
-            raise ServiceError(f"max_restarts={max_restarts!r} must be a whole number >= 0 or None")
+            raise ConfigError(f"backoff={backoff!r} must be a number >= 1 (1 = constant restart delay)")
+        if max_restarts is not None:
+            count(max_restarts, "max_restarts", 0)
         if cwd is not None and not Path(cwd).is_dir():
-            raise ServiceError(f"cwd={str(cwd)!r} is not a directory")
+            raise ConfigError(f"cwd={str(cwd)!r} is not a directory")
         self.name = name or Path(argv[0]).name
-        if isinstance(log_tail, bool) or not isinstance(log_tail, int) or log_tail < 1:
-            raise ServiceError(f"log_tail={log_tail!r} must be a whole number of lines >= 1")
-        self.log_tail_lines = log_tail
+        self.log_tail_lines = count(log_tail, "log_tail", 1)
         self.stop_signal = _signal_number(stop_signal)
         self.account = resolve_user(user) if user is not None else None
         templates = [*argv, *(str(v) for v in (env or {}).values()), *(files or {}).values()]
@@ -216,7 +209,7 @@ class Service:
         self.ports: dict[str, int] = self._named_ports(ports, netns)
         unknown = sorted(n for n in used if n is not None and n not in self.ports)
         if unknown:
-            raise ServiceError(
+            raise ConfigError(
                 f"{{port:{unknown[0]}}} names no port of service {self.name!r}; "
                 f"declare it with ports=[{unknown[0]!r}] (declared: {sorted(self.ports) or 'none'})"
             )
@@ -250,12 +243,12 @@ class Service:
         if ports is None:
             return {}
         if isinstance(ports, str):
-            raise ServiceError(f"ports={ports!r} must be a list of names or a mapping of name to port (or None)")
+            raise ConfigError(f"ports={ports!r} must be a list of names or a mapping of name to port (or None)")
         wanted: Mapping[str, int | None] = ports if isinstance(ports, Mapping) else dict.fromkeys(ports)
         chosen: dict[str, int] = {}
         for key, number in wanted.items():
             if not isinstance(key, str) or not _PORT_NAME.match(key):
-                raise ServiceError(
+                raise ConfigError(
                     f"ports: name {key!r} must be a word (letters, digits, _ and -), used as {{port:NAME}}"
                 )
             if number is None:
@@ -274,7 +267,7 @@ class Service:
             if name is None:
                 return str(self.port or "")
             if name not in self.ports:
-                raise ServiceError(f"{{port:{name}}} names no port of service {self.name!r}; declare it with ports=")
+                raise ConfigError(f"{{port:{name}}} names no port of service {self.name!r}; declare it with ports=")
             return str(self.ports[name])
 
         return _PLACEHOLDER.sub(one, text)
@@ -284,7 +277,7 @@ class Service:
         if check is None:
             return None
         if isinstance(check, bool):
-            raise ServiceError(f"{what}={check!r}: use {accepted}")
+            raise ConfigError(f"{what}={check!r}: use {accepted}")
         if isinstance(check, int):
             return _probes.tcp("127.0.0.1", check, name=f"{self.name} tcp :{check}")
         if isinstance(check, str):
@@ -294,10 +287,10 @@ class Service:
             found = re.fullmatch(r"tcp://([^:/]+):(\d+)/?", url)
             if found:
                 return _probes.tcp(found.group(1), int(found.group(2)), name=f"{self.name} {url}")
-            raise ServiceError(f"{what}={check!r}: a string check must be an http(s):// URL or tcp://HOST:PORT")
+            raise ConfigError(f"{what}={check!r}: a string check must be an http(s):// URL or tcp://HOST:PORT")
         if callable(check):
             return _probes.as_probe(check)
-        raise ServiceError(f"{what}={check!r}: use {accepted}")
+        raise ConfigError(f"{what}={check!r}: use {accepted}")
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -558,16 +551,7 @@ class Service:
 
     def log_tail(self, lines: int | None = None) -> str:
         """The last ``lines`` lines (default ``log_tail=``, 40) of the service's log (stdout and stderr)."""
-        lines = self.log_tail_lines if lines is None else lines
-        try:
-            with open(self.log_path, "rb") as handle:
-                handle.seek(0, os.SEEK_END)
-                size = handle.tell()
-                handle.seek(max(0, size - 64 * 1024))
-                text = handle.read().decode(errors="replace")
-        except OSError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
+        return tail_text(self.log_path, self.log_tail_lines if lines is None else lines)
 
     def __repr__(self) -> str:
         return f"<Service {self.name} pid={self.pid} port={self.port} restart={self.restart}>"
@@ -578,10 +562,10 @@ def _signal_number(value: int | str) -> int:
         name = value.upper() if value.upper().startswith("SIG") else f"SIG{value.upper()}"
         number = getattr(_signal, name, None)
         if not isinstance(number, int):
-            raise ServiceError(f"stop_signal={value!r} is not a signal name (e.g. 'SIGTERM', 'SIGINT')")
+            raise ConfigError(f"stop_signal={value!r} is not a signal name (e.g. 'SIGTERM', 'SIGINT')")
         return int(number)
     if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 65:
-        raise ServiceError(f"stop_signal={value!r} must be a signal name or number")
+        raise ConfigError(f"stop_signal={value!r} must be a signal name or number")
     return int(value)
 
 
@@ -607,15 +591,15 @@ class ServiceGroup:
         start_timeout: float | str = 30.0,
     ) -> None:
         if not members or not all(isinstance(m, Service) for m in members):
-            raise ServiceError(f"service group {name!r} needs a non-empty list of services, got {members!r}")
+            raise ConfigError(f"service group {name!r} needs a non-empty list of services, got {members!r}")
         names = [m.name for m in members]
         if len(set(names)) != len(names):
-            raise ServiceError(f"service group {name!r}: member names must be unique, got {names}")
+            raise ConfigError(f"service group {name!r}: member names must be unique, got {names}")
         self.name = name
         self.members = list(members)
         self.start_timeout = _duration(start_timeout, "start_timeout")
         if ready is not None and (isinstance(ready, (str, int)) or not callable(ready)):
-            raise ServiceError(f"service group {name!r}: ready={ready!r} must be a probe or a callable")
+            raise ConfigError(f"service group {name!r}: ready={ready!r} must be a probe or a callable")
         self.ready = None if ready is None else _probes.as_probe(ready)
 
     def start(self) -> ServiceGroup:

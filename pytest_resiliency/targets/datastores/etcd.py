@@ -20,11 +20,13 @@ import secrets
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
-from ...budget import parse_duration
+from ...errors import ConfigError
+from ...host import free_port
 from ...load import classifiers, stores
-from ..service import Service, free_port
+from ...validate import count, duration
+from ..service import PassThroughOptions, Service
 from . import LogEvent, require
 
 PACKAGE = "etcd-server"
@@ -75,14 +77,13 @@ class EtcdCluster:
         name: str = "etcd",
         restart_delay: float | str = "1s",
         timeout: float = 1.0,
-        **options: Any,
+        **options: Unpack[PassThroughOptions],
     ) -> None:
-        if isinstance(nodes, bool) or not isinstance(nodes, int) or nodes < 1:
-            raise ValueError(f"etcd: nodes={nodes!r} must be a whole number >= 1 (3 or 5 for a quorum cluster)")
-        beat = round(parse_duration(heartbeat, "heartbeat") * 1000)
-        elect = round(parse_duration(election, "election") * 1000)
+        count(nodes, "etcd: nodes", 1)  # 3 or 5 for a quorum cluster
+        beat = round(duration(heartbeat, "heartbeat") * 1000)
+        elect = round(duration(election, "election") * 1000)
         if beat < 1 or elect < 5 * beat:
-            raise ValueError(
+            raise ConfigError(
                 f"etcd: election={election!r} must be at least 5 x heartbeat={heartbeat!r} (etcd's own rule)"
             )
         binary = require("etcd", PACKAGE)
@@ -164,7 +165,7 @@ class EtcdCluster:
 
     def wait_leader(self, timeout: float | str = "10s", other_than: EtcdMember | None = None) -> EtcdMember:
         """Block until the members that answer agree on a leader (not ``other_than``); return it."""
-        seconds = parse_duration(timeout, "timeout")
+        seconds = duration(timeout, "timeout")
         deadline = time.monotonic() + seconds
         last: Exception | None = None
         while time.monotonic() < deadline:
