@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from . import context as _context
 from . import probes as _probes
+from . import waiting
 from .budget import Budget, Criteria
 from .errors import ConfigError
 from .measure import LedgerResult, Measurement, Verdict, judge, measure, verify_ledger
@@ -287,7 +288,7 @@ class Experiment:
     def wait_recovered(self, timeout: float | str | None = None, poll: float = 0.02) -> bool:
         """Block until the recovery criteria hold after the last fault, or the deadline passes.
 
-        The deadline is the earlier of ``timeout`` from now and the budget's ``timeout``
+        The deadline is the earlier of ``timeout`` from now and the marker's ``recovery_timeout``
         after the last injection. Returns whether recovery was seen; the verdict, not this
         call, decides whether the test passes.
         """
@@ -296,12 +297,14 @@ class Experiment:
         last = self.last_injection
         if last is not None:
             deadline = min(deadline, last + self.criteria.timeout + self.criteria.window)
-        while True:
-            if self.recovered():
-                return True
-            if time.time() >= deadline or self.aborted or not self.evidence_may_come():
-                return self.recovered()
-            time.sleep(poll)
+
+        def hopeless() -> bool:
+            return bool(self.aborted) or not self.evidence_may_come()
+
+        # Polled: the timeline has no "changed" event (evidence arrives from many threads and processes).
+        return bool(waiting.poll(self.recovered, max(0.0, deadline - time.time()), poll, give_up=hopeless)) or (
+            self.recovered()
+        )
 
     def verify_writes(self, reader: Callable[..., Iterable[str]]) -> LedgerResult:
         """Read the written keys back and classify the ledger (lost / recovered / unexpected).

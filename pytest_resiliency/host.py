@@ -1,12 +1,15 @@
-"""The local host: a free TCP port, the tail of a log file.
+"""The local host: a free TCP port, the tail of a log file, ending a process group.
 
-Shared by the targets (supervised services) and the load (locust processes), which must not
-import each other for it. Standard library only.
+Shared by the targets (supervised services), the load (locust processes), the SSM runner and
+the Chaos Toolkit process activities, which must not import each other for it. Standard
+library at module level (psutil and tenacity load when a process group is ended).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import socket
 
 TAIL_BYTES = 64 * 1024  # enough for any tail of a few dozen lines; a huge log is never read whole
@@ -31,4 +34,42 @@ def tail_text(path: str | os.PathLike[str], lines: int) -> str:
     return "\n".join(text.splitlines()[-lines:])
 
 
-__all__ = ["free_port", "tail_text"]
+def group_alive(pgid: int) -> bool:
+    """Whether a live process of the group is left (zombies do not count: PID 1 may never reap them here)."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # someone else's process is in it: look closer
+    import psutil
+
+    for proc in psutil.process_iter(["status"]):
+        try:
+            if proc.info["status"] != psutil.STATUS_ZOMBIE and os.getpgid(proc.pid) == pgid:
+                return True
+        except (ProcessLookupError, psutil.NoSuchProcess):
+            continue
+    return False
+
+
+def end_group(pgid: int, grace: float) -> str | None:
+    """SIGTERM the process group ``pgid``, SIGKILL what is left after ``grace`` seconds.
+
+    The group is signalled even when its leader is gone (its children may live on). Returns
+    how it ended, or ``None`` when the group had already ended.
+    """
+    from .waiting import until
+
+    try:
+        os.killpg(pgid, signal.SIGTERM)
+    except ProcessLookupError:
+        return None
+    if until(lambda: not group_alive(pgid), grace, 0.02):  # a process group has no exit event
+        return "SIGTERM"
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signal.SIGKILL)
+    return f"SIGKILL after SIGTERM was ignored for {grace:g}s"
+
+
+__all__ = ["end_group", "free_port", "group_alive", "tail_text"]

@@ -28,6 +28,7 @@ import urllib.parse
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from . import waiting
 from .errors import ConfigError
 from .probes.base import DEFAULT_PROBE_TIMEOUT, Probe, ProbeFailed
 from .validate import duration
@@ -164,15 +165,16 @@ class PrometheusProbe(Probe):
 
     def wait_fresh(self, until: float, timeout: float) -> None:
         """Block until Prometheus has scraped at or after ``until`` (polled, bounded)."""
-        deadline = time.monotonic() + timeout
         newest: float | None = None
-        while time.monotonic() < deadline:
-            data = self._get("/api/v1/query", {"query": FRESH_QUERY})
-            result = data.get("result") or []
+
+        def fresh() -> bool:
+            nonlocal newest
+            result = self._get("/api/v1/query", {"query": FRESH_QUERY}).get("result") or []
             newest = float(result[0]["value"][1]) if result else None
-            if newest is not None and newest >= until:
-                return
-            time.sleep(0.05)
+            return newest is not None and newest >= until
+
+        if waiting.until(fresh, timeout, 0.05):  # Prometheus offers no event for a new scrape
+            return
         raise PrometheusError(
             f"Prometheus at {self.url} has no scrape after {until:.3f} within {timeout:g}s "
             f"(newest {newest}); is it scraping?"

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Any, Protocol, TypedDict
 
 from .. import probes as _probes
+from .. import waiting
 from ..errors import ConfigError, TargetError
 from ..host import free_port as free_port  # re-exported: it was defined here
 from ..host import tail_text
@@ -527,18 +528,22 @@ class Service:
         the line is the better truth, and the datastore targets parse it.
         """
         seconds = _duration(timeout, "timeout")
-        deadline = time.monotonic() + seconds
         position = since
-        while True:
+
+        def next_match() -> LogLine | None:
+            nonlocal position
             for line in self.log_lines(pattern, position):
                 return line
             position = max(position, self._complete_lines_end(position))
-            if time.monotonic() >= deadline:
-                raise ServiceError(
-                    f"service {self.name!r}: no log line matching {getattr(pattern, 'pattern', pattern)!r} "
-                    f"within {seconds:g}s; log tail:\n{self.log_tail()}"
-                )
-            time.sleep(LOG_POLL)
+            return None
+
+        found = waiting.poll(next_match, seconds, LOG_POLL)
+        if found is None:
+            raise ServiceError(
+                f"service {self.name!r}: no log line matching {getattr(pattern, 'pattern', pattern)!r} "
+                f"within {seconds:g}s; log tail:\n{self.log_tail()}"
+            )
+        return found
 
     def _complete_lines_end(self, since: int) -> int:
         try:
@@ -621,9 +626,12 @@ class ServiceGroup:
         return self
 
     def _wait_group(self, deadline: float) -> None:
-        assert self.ready is not None
+        ready = self.ready
+        assert ready is not None
         last: BaseException | None = None
-        while True:
+
+        def group_ready() -> bool:
+            nonlocal last
             for member in self.members:
                 if member.gave_up:
                     raise ServiceError(
@@ -631,17 +639,18 @@ class ServiceGroup:
                         f"and will not restart; log tail:\n{member.log_tail()}"
                     )
             try:
-                self.ready()
-                return
+                ready()
             except Exception as exc:
                 last = exc
-            if time.monotonic() >= deadline:
-                tails = "\n".join(f"--- {m.name} ---\n{m.log_tail(15)}" for m in self.members)
-                raise ServiceError(
-                    f"service group {self.name!r} did not become ready within {self.start_timeout:g}s "
-                    f"({type(last).__name__}: {last}); log tails:\n{tails}"
-                )
-            time.sleep(0.05)
+                return False
+            return True
+
+        if not waiting.until(group_ready, max(0.0, deadline - time.monotonic()), 0.05):
+            tails = "\n".join(f"--- {m.name} ---\n{m.log_tail(15)}" for m in self.members)
+            raise ServiceError(
+                f"service group {self.name!r} did not become ready within {self.start_timeout:g}s "
+                f"({type(last).__name__}: {last}); log tails:\n{tails}"
+            )
 
     def stop(self) -> None:
         """Stop every member (safe to call twice)."""

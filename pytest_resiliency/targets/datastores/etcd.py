@@ -17,11 +17,11 @@ import datetime as _dt
 import json
 import re
 import secrets
-import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Unpack
 
+from ... import waiting
 from ...errors import ConfigError
 from ...host import free_port
 from ...load import classifiers, stores
@@ -166,16 +166,20 @@ class EtcdCluster:
     def wait_leader(self, timeout: float | str = "10s", other_than: EtcdMember | None = None) -> EtcdMember:
         """Block until the members that answer agree on a leader (not ``other_than``); return it."""
         seconds = duration(timeout, "timeout")
-        deadline = time.monotonic() + seconds
         last: Exception | None = None
-        while time.monotonic() < deadline:
+
+        def new_leader() -> EtcdMember | None:
+            nonlocal last
             try:
                 leader = self.leader
-                if leader is not other_than:
-                    return leader
             except RuntimeError as exc:
                 last = exc
-            time.sleep(0.02)  # asking the members is the only way to learn of an election
+                return None
+            return leader if leader is not other_than else None
+
+        found = waiting.poll(new_leader, seconds, 0.02)  # asking the members is the only way to learn of an election
+        if found is not None:
+            return found
         raise RuntimeError(f"etcd cluster {self.name!r}: no new leader within {seconds:g}s ({last})")
 
     @property
