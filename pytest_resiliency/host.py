@@ -61,6 +61,8 @@ def end_group(pgid: int, grace: float) -> str | None:
     """
     from .waiting import until
 
+    if not group_alive(pgid):  # zombies left in it count as gone (PID 1 may never reap them)
+        return None
     try:
         os.killpg(pgid, signal.SIGTERM)
     except ProcessLookupError:
