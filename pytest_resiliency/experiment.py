@@ -132,6 +132,10 @@ class Experiment:
         if self._hooks is not None:
             self._hooks.fault_reverted(fault, self)
 
+    def fault_expired(self, fault: Fault, at: float) -> None:
+        """A fault's watchdog reverted it after its ``max_duration`` (a mark on the timeline)."""
+        self.timeline.mark(at, "fault-expired", fault.name, max_duration=fault.max_duration)
+
     @property
     def faults(self) -> list[Fault]:
         with self._lock:
