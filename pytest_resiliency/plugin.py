@@ -73,9 +73,48 @@ def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
-    from . import settings
-
-    settings.addoption(parser)
+    group = parser.getgroup("resiliency", "resiliency experiments (RTO/RPO budgets)")
+    group.addoption(
+        "--resiliency-json",
+        metavar="PATH",
+        default=None,
+        help="write the JSON journal of every resiliency test (budget, measurement, faults, verdict) to PATH",
+    )
+    group.addoption(
+        "--resiliency-summary-md",
+        metavar="PATH",
+        default=None,
+        help="write a Markdown scorecard of the run to PATH (e.g. $GITHUB_STEP_SUMMARY)",
+    )
+    options = (
+        ("recovery_successes", "N", f"consecutive successes that mark recovery (default {DEFAULT_RECOVERY_SUCCESSES})"),
+        (
+            "recovery_window",
+            "DURATION",
+            f"failure-free time that confirms recovery (default {DEFAULT_RECOVERY_WINDOW:g}s)",
+        ),
+        (
+            "recovery_timeout",
+            "DURATION",
+            f"how long after a fault recovery is awaited (default {DEFAULT_TIMEOUT:g}s)",
+        ),
+        ("timeout", "DURATION", "deprecated spelling of recovery_timeout"),
+        (
+            "max_operations",
+            "N",
+            f"operations kept per test before evidence is dropped (default {DEFAULT_MAX_OPERATIONS})",
+        ),
+    )
+    parser.addini(
+        SCRUB_ALL_INI,
+        "scrub secrets from the reports of every test, not only of resiliency tests, experiment files "
+        "and the plugin's own outputs (default false)",
+        type="bool",
+        default=False,
+    )
+    for name, metavar, text in options:
+        group.addoption(f"--resiliency-{name.replace('_', '-')}", metavar=metavar, default=None, help=text)
+        parser.addini(f"resiliency_{name}", text + "; the marker and the command line win", default=None)
 
 
 def pytest_configure(config: pytest.Config) -> None:

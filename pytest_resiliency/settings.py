@@ -56,52 +56,6 @@ STATE = pytest.StashKey[SessionState]()
 SCRUB_ALL_INI = "resiliency_scrub_all_reports"
 
 
-def addoption(parser: pytest.Parser) -> None:
-    """The plugin's own options and ini values (called from :func:`.plugin.pytest_addoption`)."""
-    group = parser.getgroup("resiliency", "resiliency experiments (RTO/RPO budgets)")
-    group.addoption(
-        "--resiliency-json",
-        metavar="PATH",
-        default=None,
-        help="write the JSON journal of every resiliency test (budget, measurement, faults, verdict) to PATH",
-    )
-    group.addoption(
-        "--resiliency-summary-md",
-        metavar="PATH",
-        default=None,
-        help="write a Markdown scorecard of the run to PATH (e.g. $GITHUB_STEP_SUMMARY)",
-    )
-    options = (
-        ("recovery_successes", "N", f"consecutive successes that mark recovery (default {DEFAULT_RECOVERY_SUCCESSES})"),
-        (
-            "recovery_window",
-            "DURATION",
-            f"failure-free time that confirms recovery (default {DEFAULT_RECOVERY_WINDOW:g}s)",
-        ),
-        (
-            "recovery_timeout",
-            "DURATION",
-            f"how long after a fault recovery is awaited (default {DEFAULT_TIMEOUT:g}s)",
-        ),
-        ("timeout", "DURATION", "deprecated spelling of recovery_timeout"),
-        (
-            "max_operations",
-            "N",
-            f"operations kept per test before evidence is dropped (default {DEFAULT_MAX_OPERATIONS})",
-        ),
-    )
-    parser.addini(
-        SCRUB_ALL_INI,
-        "scrub secrets from the reports of every test, not only of resiliency tests, experiment files "
-        "and the plugin's own outputs (default false)",
-        type="bool",
-        default=False,
-    )
-    for name, metavar, text in options:
-        group.addoption(f"--resiliency-{name.replace('_', '-')}", metavar=metavar, default=None, help=text)
-        parser.addini(f"resiliency_{name}", text + "; the marker and the command line win", default=None)
-
-
 def setting(config: pytest.Config, name: str) -> Any:
     """CLI > ini > None (the marker, which wins over both, is applied per test)."""
     value = config.getoption(f"resiliency_{name}")
@@ -118,7 +72,7 @@ def whole(value: Any, name: str, minimum: int) -> int:
     return number
 
 
-def _deprecatedsetting(config: pytest.Config, new: str) -> Any:
+def _deprecated_setting(config: pytest.Config, new: str) -> Any:
     """CLI > ini, the new name before its old one on each; an old name set is warned about."""
     old = [name for name, replacement in DEPRECATED_SETTINGS.items() if replacement == new]
     for name in old:
@@ -147,7 +101,7 @@ def criteria(config: pytest.Config) -> Criteria:
 
     successes = setting(config, "recovery_successes")
     window = setting(config, "recovery_window")
-    timeout = _deprecatedsetting(config, "recovery_timeout")
+    timeout = _deprecated_setting(config, "recovery_timeout")
     try:
         return Criteria(
             successes=DEFAULT_RECOVERY_SUCCESSES if successes is None else whole(successes, "recovery_successes", 1),
