@@ -590,8 +590,9 @@ def test_plugin_import_stays_light() -> None:
 
 
 def test_plugin_constants_mirror_the_modules_it_does_not_import_at_start_up() -> None:
-    from pytest_resiliency import budget, plugin, timeline
+    from pytest_resiliency import budget, timeline
     from pytest_resiliency import fault_fixtures as fixtures
+    from pytest_resiliency import settings as plugin
     from pytest_resiliency.faults import journal
 
     assert plugin.DEFAULT_MAX_OPERATIONS == timeline.DEFAULT_MAX_OPERATIONS

@@ -137,4 +137,5 @@ def _startup_time(svc: Service) -> float:
     exits = [e for e in svc.events if e["event"] == "exited"]
     starts = [e for e in svc.events if e["event"] == "started"]
     assert exits and len(starts) >= 2
-    return max(0.05, starts[-1]["at"] - exits[-1]["at"] - 1.0) + 0.5  # generous: python start-up on a busy box
+    downtime = float(starts[-1]["at"]) - float(exits[-1]["at"])
+    return max(0.05, downtime - 1.0) + 0.5  # generous: python start-up on a busy box

@@ -177,7 +177,7 @@ def test_bad_options_for_real_servers_are_clear_errors(options: dict[str, Any], 
 
 def test_bad_group_members_are_clear_errors(service: ServiceFactory) -> None:
     with pytest.raises(ConfigError, match="must be a Service"):
-        service.group(["echo hi"])
+        service.group(["echo hi"])  # type: ignore[list-item]  # the wrong type on purpose
     with pytest.raises(ConfigError, match="needs a non-empty list of services"):
         service.group([])
     one: Callable[[], Any] = lambda: service.define([PY, "-c", "pass"], name="same")  # noqa: E731
