@@ -12,9 +12,18 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from . import faults, probes
+    from .aws.session import AwsSession
     from .budget import Budget, BudgetError, Criteria, parse_duration
     from .experiment import Experiment
     from .measure import Measurement
+    from .targets.fixtures import (
+        EtcdClusterFactory,
+        HAProxyFactory,
+        PostgresServerFactory,
+        RedisServerFactory,
+        ServiceFactory,
+    )
+    from .targets.service import Service, ServiceGroup
     from .verdict import Verdict
 
 __version__ = "0.1.0"
@@ -28,15 +37,32 @@ _LAZY = {
     "parse_duration": ".budget",
     "Experiment": ".experiment",
     "Measurement": ".measure",
-    "Verdict": ".measure",
+    "Verdict": ".verdict",
+    # the fixtures' types, for annotating a test's parameters
+    "AwsSession": ".aws.session",
+    "EtcdClusterFactory": ".targets.fixtures",
+    "HAProxyFactory": ".targets.fixtures",
+    "PostgresServerFactory": ".targets.fixtures",
+    "RedisServerFactory": ".targets.fixtures",
+    "Service": ".targets.service",
+    "ServiceFactory": ".targets.fixtures",
+    "ServiceGroup": ".targets.service",
 }
 
 __all__ = [
+    "AwsSession",
     "Budget",
     "BudgetError",
     "Criteria",
+    "EtcdClusterFactory",
     "Experiment",
+    "HAProxyFactory",
     "Measurement",
+    "PostgresServerFactory",
+    "RedisServerFactory",
+    "Service",
+    "ServiceFactory",
+    "ServiceGroup",
     "Verdict",
     "faults",
     "parse_duration",

@@ -9,62 +9,38 @@ traceback or, worse, a silently ignored budget.
 from __future__ import annotations
 
 import math
-import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from pytest_resiliency.errors import ConfigError
+from pytest_resiliency.validate import count, duration, one_of, shown
 
-DURATION_HELP = "a number of seconds or a string like '250ms', '30s', '5m', '1h'"
 DISRUPTIONS = ("software", "hardware", "az", "region")
-_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-# ASCII digits only (float() would take Arabic-Indic or fullwidth ones), the unit right after the number.
-_DURATION_RE = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?|\.[0-9]+)(ms|s|m|h)?\s*$", re.ASCII)
-MAX_COUNT = 2**53  # whole-number arguments stay exact in JSON (the journal) and in floats
-_SHOWN = 60
 
 DEFAULT_RECOVERY_SUCCESSES = 5
 DEFAULT_RECOVERY_WINDOW = 1.0
-DEFAULT_TIMEOUT = 60.0
+DEFAULT_TIMEOUT = 60.0  # the recovery timeout
+DEFAULT_RECOVERY_TIMEOUT = DEFAULT_TIMEOUT
 
 
 class BudgetError(ConfigError):
-    """An NFR argument that cannot be understood; the message says what is accepted."""
-
-
-def shown(value: object) -> str:
-    """``repr`` for an error message, bounded: a 5,000-digit integer cannot even be printed."""
-    try:
-        text = repr(value)
-    except ValueError:  # int too large to convert to a string
-        return (
-            f"<an integer of about {int(value.bit_length() * 0.30103) + 1} digits>" if isinstance(value, int) else "<?>"
-        )
-    return text if len(text) <= _SHOWN else text[: _SHOWN - 3] + "..."
+    """A ``resiliency`` marker argument that cannot be understood; the message says what is accepted."""
 
 
 def parse_duration(value: object, name: str = "duration") -> float:
     """Seconds from a number or a ``"250ms"``/``"30s"``/``"5m"``/``"1h"`` string.
 
-    Bare numeric strings are seconds, like bare numbers. Negative, infinite and NaN
-    values are refused: a budget of ``-1s`` is always a mistake.
+    Kept for code written against it: new code calls :func:`pytest_resiliency.validate.duration`,
+    which raises a plain :class:`~pytest_resiliency.errors.ConfigError`. This one raises a
+    :class:`BudgetError` (a ``ConfigError`` too), as it always did.
     """
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise BudgetError(f"{name}={shown(value)} is not a duration; use {DURATION_HELP}")
     try:
-        if isinstance(value, str):
-            match = _DURATION_RE.match(value)
-            if not match:
-                raise BudgetError(f"{name}={shown(value)} is not a duration; use {DURATION_HELP}")
-            seconds = float(match.group(1)) * _UNITS[match.group(2) or "s"]
-        else:
-            seconds = float(value)
-    except OverflowError:
-        seconds = math.inf
-    if not math.isfinite(seconds) or seconds < 0:
-        raise BudgetError(f"{name}={shown(value)} must be a finite duration >= 0; use {DURATION_HELP}")
-    return seconds
+        return duration(value, name)
+    except BudgetError:
+        raise
+    except ConfigError as exc:
+        raise BudgetError(str(exc)) from None
 
 
 def format_duration(seconds: float) -> str:
@@ -79,12 +55,6 @@ def format_duration(seconds: float) -> str:
     return f"{int(minutes)}m{rest:02.0f}s"
 
 
-def _count(value: object, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= MAX_COUNT:
-        raise BudgetError(f"{name}={shown(value)} must be a whole number >= {minimum} (at most 2**53)")
-    return value
-
-
 def _ratio(value: object, name: str) -> float:
     number = math.nan
     try:
@@ -95,14 +65,8 @@ def _ratio(value: object, name: str) -> float:
     except (ValueError, OverflowError):
         pass
     if not 0 <= number <= 1:
-        raise BudgetError(f"{name}={shown(value)} must be a fraction between 0 and 1 (0.02) or a percentage ('2%')")
+        raise ConfigError(f"{name}={shown(value)} must be a fraction between 0 and 1 (0.02) or a percentage ('2%')")
     return number
-
-
-def _choice(value: object, name: str, choices: tuple[str, ...]) -> str:
-    if not isinstance(value, str) or value not in choices:
-        raise BudgetError(f"{name}={shown(value)} is not accepted; use one of {', '.join(choices)}")
-    return value
 
 
 MAX_LABEL = 200
@@ -111,7 +75,7 @@ MAX_LABEL = 200
 def _label(value: object, name: str) -> str:
     text = value if isinstance(value, str) else str(value) if isinstance(value, int) and abs(value) < 10**18 else None
     if isinstance(value, bool) or text is None or not text.strip() or len(text) > MAX_LABEL:
-        raise BudgetError(
+        raise ConfigError(
             f"{name}={shown(value)} must be a non-empty label of at most {MAX_LABEL} characters, such as 'tier-1'"
         )
     return text
@@ -123,7 +87,12 @@ class Criteria:
 
     successes: int = DEFAULT_RECOVERY_SUCCESSES
     window: float = DEFAULT_RECOVERY_WINDOW
-    timeout: float = DEFAULT_TIMEOUT
+    timeout: float = DEFAULT_RECOVERY_TIMEOUT  # the marker's recovery_timeout= (journal key "timeout")
+
+    @property
+    def recovery_timeout(self) -> float:
+        """How long after the last fault recovery is awaited (the marker's ``recovery_timeout=``)."""
+        return self.timeout
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -151,41 +120,77 @@ class Budget:
 
 
 _NFRS = ("rto", "rpo", "rpo_writes", "error_rate", "p99", "alert_within")
-_CRITERIA = ("recovery_successes", "recovery_window", "timeout")
+_CRITERIA = ("recovery_successes", "recovery_window", "recovery_timeout")
 MARKER_ARGUMENTS = (*_NFRS, *_CRITERIA, "disruption", "tier")
+# Old spellings still accepted, with a deprecation warning naming the new keyword.
+DEPRECATED_ARGUMENTS = {"timeout": "recovery_timeout"}
 
-_PARSERS: dict[str, Any] = {
-    "rto": parse_duration,
-    "rpo": parse_duration,
-    "rpo_writes": lambda v, n: _count(v, n, 0),
+_PARSERS: dict[str, Callable[[Any, str], Any]] = {
+    "rto": duration,
+    "rpo": duration,
+    "rpo_writes": lambda v, n: count(v, n, 0),
     "error_rate": _ratio,
-    "p99": parse_duration,
-    "alert_within": parse_duration,
-    "disruption": lambda v, n: _choice(v, n, DISRUPTIONS),
+    "p99": duration,
+    "alert_within": duration,
+    "disruption": lambda v, n: one_of(v, n, DISRUPTIONS),
     "tier": _label,
-    "recovery_successes": lambda v, n: _count(v, n, 1),
-    "recovery_window": parse_duration,
-    "timeout": parse_duration,
+    "recovery_successes": lambda v, n: count(v, n, 1),
+    "recovery_window": duration,
+    "recovery_timeout": duration,
 }
+
+
+def deprecated_arguments(kwargs: Mapping[str, Any]) -> list[str]:
+    """One message per old marker keyword in ``kwargs`` (``timeout=`` is ``recovery_timeout=`` now)."""
+    return [
+        f"@pytest.mark.resiliency({old}=...) is deprecated: use {new}= (pytest-timeout's timeout= is another thing)"
+        for old, new in DEPRECATED_ARGUMENTS.items()
+        if old in kwargs
+    ]
 
 
 def parse_marker(args: tuple[Any, ...], kwargs: Mapping[str, Any], defaults: Criteria) -> tuple[Budget, Criteria]:
     """Budget and recovery criteria from the marker's arguments; ``defaults`` come from CLI/ini.
 
-    The marker wins over ``defaults`` (marker > CLI > ini), like pytest-timeout.
+    The marker wins over ``defaults`` (marker > CLI > ini), like pytest-timeout. Every
+    problem is a :class:`BudgetError` naming the argument and what is accepted.
     """
     if args:
         raise BudgetError(f"positional arguments {shown(args)} are not accepted; use keywords such as rto='5s', rpo=0")
-    unknown = sorted(set(kwargs) - set(MARKER_ARGUMENTS))
+    given = dict(kwargs)
+    for old, new in DEPRECATED_ARGUMENTS.items():
+        if old in given:
+            if new in given:
+                raise BudgetError(f"{old}= and {new}= name the same thing; use {new}= only")
+            given[new] = given.pop(old)
+    unknown = sorted(set(given) - set(MARKER_ARGUMENTS))
     if unknown:
         raise BudgetError(
             f"unknown argument{'s' if len(unknown) > 1 else ''} {', '.join(unknown)}; "
             f"accepted: {', '.join(MARKER_ARGUMENTS)}"
         )
-    values = {name: _PARSERS[name](value, name) for name, value in kwargs.items() if value is not None}
+    try:
+        values = {name: _PARSERS[name](value, name) for name, value in given.items() if value is not None}
+    except BudgetError:
+        raise
+    except ConfigError as exc:  # the marker's one error kind: the plugin turns it into a usage error
+        raise BudgetError(str(exc)) from None
     criteria = Criteria(
         successes=values.pop("recovery_successes", defaults.successes),
         window=values.pop("recovery_window", defaults.window),
-        timeout=values.pop("timeout", defaults.timeout),
+        timeout=values.pop("recovery_timeout", defaults.timeout),
     )
     return Budget(**values), criteria
+
+
+__all__ = [
+    "DISRUPTIONS",
+    "MARKER_ARGUMENTS",
+    "Budget",
+    "BudgetError",
+    "Criteria",
+    "format_duration",
+    "parse_duration",
+    "parse_marker",
+    "shown",
+]

@@ -23,14 +23,16 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+from .errors import ConfigError, ResiliencyError
+
 SKIP_DIRS = frozenset({"__pycache__", ".pytest_cache", ".git", ".mypy_cache", ".ruff_cache", ".venv", "node_modules"})
 SKIP_SUFFIXES = (".pyc", ".pyo")
 INVOKE_READ_TIMEOUT = 900  # a RequestResponse invocation lasts as long as the run (Lambda's maximum is 15 min)
 FUNCTION_FAILED = 3
 
 
-class CliError(RuntimeError):
-    """Bad input; the message says what is accepted."""
+class CliError(ConfigError, RuntimeError):
+    """Bad input; the message says what is accepted (a RuntimeError too, as before)."""
 
 
 def zip_suite(directory: Path) -> bytes:
@@ -72,13 +74,10 @@ def _from_stack(args: argparse.Namespace) -> None:
     if args.stack:
         import boto3  # type: ignore[import-untyped,unused-ignore]
 
-        from .serverless.deploy import DeployError, outputs
+        from .serverless.deploy import outputs
 
         session = boto3.session.Session(region_name=args.region, profile_name=args.profile)
-        try:
-            found = outputs(session.client("cloudformation", endpoint_url=args.endpoint_url), args.stack)
-        except DeployError as exc:
-            raise CliError(str(exc)) from None
+        found = outputs(session.client("cloudformation", endpoint_url=args.endpoint_url), args.stack)
         args.function = args.function or found.get("FunctionName")
         args.bucket = args.bucket or found.get("BucketName")
     missing = [flag for flag, value in (("--function", args.function), ("--bucket", args.bucket)) if not value]
@@ -129,11 +128,8 @@ def invoke(args: argparse.Namespace) -> int:
 def compare(args: argparse.Namespace) -> int:
     from .report import compare as gate
 
-    try:
-        thresholds = gate.parse_thresholds(args.max_regression)
-        baseline, current = gate.load(args.baseline), gate.load(args.current)
-    except gate.CompareError as exc:
-        raise CliError(str(exc)) from None
+    thresholds = gate.parse_thresholds(args.max_regression)
+    baseline, current = gate.load(args.baseline), gate.load(args.current)
     result = gate.compare(baseline, current, thresholds, args.baseline, args.current)
     if args.format == "markdown":
         print(gate.markdown(result))
@@ -147,13 +143,9 @@ def compare(args: argparse.Namespace) -> int:
 
 
 def trend(args: argparse.Namespace) -> int:
-    from .report import compare as gate
     from .report import trend as page
 
-    try:
-        count = page.write([Path(p) for p in args.journals], Path(args.output), args.title, args.sort == "created")
-    except gate.CompareError as exc:
-        raise CliError(str(exc)) from None
+    count = page.write([Path(p) for p in args.journals], Path(args.output), args.title, args.sort == "created")
     print(f"trend of {count} test(s) across {len(args.journals)} run(s) written to {args.output}", file=sys.stderr)
     return 0
 
@@ -161,14 +153,11 @@ def trend(args: argparse.Namespace) -> int:
 def deploy(args: argparse.Namespace) -> int:
     from .serverless import deploy as stack
 
-    try:
-        request = stack.Deployment(
-            args.stack,
-            stack.Code.parse(args.code, args.code_bucket, args.code_key),
-            stack.parse_parameters(args.parameter),
-        )
-    except stack.DeployError as exc:
-        raise CliError(str(exc)) from None
+    request = stack.Deployment(
+        args.stack,
+        stack.Code.parse(args.code, args.code_bucket, args.code_key),
+        stack.parse_parameters(args.parameter),
+    )
     import boto3  # type: ignore[import-untyped,unused-ignore]
 
     session = boto3.session.Session(region_name=args.region, profile_name=args.profile)
@@ -294,6 +283,17 @@ def main(argv: list[str] | None = None) -> int:
     commands = {"invoke": invoke, "compare": compare, "trend": trend, "deploy": deploy, "template": show_template}
     try:
         return commands[args.command](args)
-    except CliError as exc:
+    except Exception as exc:
+        if not isinstance(exc, _usage_errors()):
+            raise
         print(f"pytest-resiliency {args.command}: {exc}", file=sys.stderr)
         return 2
+
+
+def _usage_errors() -> tuple[type[Exception], ...]:
+    """What a command reports as bad usage (exit 2), each caught once here, never re-wrapped:
+    ours, and the kinds of the report comparison and the serverless deployment."""
+    from .report.compare import CompareError
+    from .serverless.deploy import DeployError
+
+    return (ResiliencyError, CompareError, DeployError)

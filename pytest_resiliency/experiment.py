@@ -1,9 +1,11 @@
-"""The per-test ``experiment``: ties the timeline, faults, monitors, stop conditions and ledger.
+"""The per-test ``experiment``: owns the timeline; ties faults, monitors, stop conditions and ledger.
 
 The plugin creates one per test that uses the ``experiment`` fixture (or carries the
-``resiliency`` marker), makes it the *current* experiment so that faults used as plain
-context managers record into it, and calls :meth:`Experiment.finish` after the test
+``resiliency`` marker), binds it in :mod:`pytest_resiliency.context` so that faults used as
+plain context managers report to it, and calls :meth:`Experiment.finish` after the test
 body: leftover faults are reverted, recovery is awaited, evidence sources stopped.
+Evidence reaches the timeline only through the experiment's ``record_*`` methods and the
+monitors it starts; nothing else writes into it.
 """
 
 from __future__ import annotations
@@ -15,30 +17,29 @@ import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Protocol
 
+from . import context as _context
 from . import probes as _probes
-from .budget import Budget, Criteria, parse_duration
+from . import waiting
+from .budget import Budget, Criteria
+from .errors import ConfigError
 from .measure import LedgerResult, Measurement, measure, verify_ledger
 from .monitors import Monitor
 from .timeline import DEFAULT_MAX_OPERATIONS, Timeline
+from .validate import count, duration, shown
 from .verdict import Verdict, judge
 
 if TYPE_CHECKING:
     from .faults.base import Fault
 
-_current: Experiment | None = None
-
 
 def current_experiment() -> Experiment | None:
-    """The experiment of the test running in this process, if any."""
-    return _current
+    """The experiment of the test running in this process, if any (:func:`pytest_resiliency.context.experiment`)."""
+    return _context.experiment()
 
 
 def set_current(experiment: Experiment | None) -> None:
-    global _current
-    _current = experiment
-    from .faults.base import set_recorder  # faults report to the running test's experiment
-
-    set_recorder(experiment)
+    """Deprecated: use :func:`pytest_resiliency.context.bind_experiment`."""
+    _context.bind_experiment(experiment)
 
 
 class Source(Protocol):
@@ -132,6 +133,7 @@ class Experiment:
             self._hooks.fault_reverted(fault, self)
 
     def fault_expired(self, fault: Fault, at: float) -> None:
+        """A fault's watchdog reverted it after its ``max_duration`` (a mark on the timeline)."""
         self.timeline.mark(at, "fault-expired", fault.name, max_duration=fault.max_duration)
 
     @property
@@ -169,14 +171,9 @@ class Experiment:
         call running longer than ``timeout`` (default: the larger of 1 s and ``every``) is a
         failure. Returns the :class:`Monitor` (``stop()`` ends it early).
         """
-        period = parse_duration(every, "every")
-        if period <= 0:
-            raise ValueError(f"experiment.monitor: every={every!r} must be > 0")
-        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
-            raise ValueError(f"experiment.monitor: concurrency={concurrency!r} must be a whole number >= 1")
-        limit = None if timeout is None else parse_duration(timeout, "timeout")
-        if limit is not None and limit <= 0:
-            raise ValueError(f"experiment.monitor: timeout={timeout!r} must be > 0")
+        period = duration(every, "experiment.monitor: every", positive=True)
+        count(concurrency, "experiment.monitor: concurrency", 1)
+        limit = None if timeout is None else duration(timeout, "experiment.monitor: timeout", positive=True)
         checked = _probes.as_probe(probe)
         monitor = Monitor(self.timeline, checked, period, name or checked.name, concurrency, limit)
         self.add_source(monitor)
@@ -231,22 +228,28 @@ class Experiment:
         measurement. ``at`` defaults to now (wall-clock seconds, like every timeline time).
         """
         if not isinstance(name, str) or not name:
-            raise ValueError(f"experiment.mark: name must be a non-empty string, got {name!r}")
+            raise ConfigError(f"experiment.mark: name must be a non-empty string, got {shown(name)}")
         self.timeline.mark(time.time() if at is None else float(at), "mark", name, **detail)
 
     def record_alert(self, name: str, at: float | None = None) -> None:
         """An alert fired (held against ``alert_within``)."""
         self.timeline.mark(time.time() if at is None else at, "alert", name)
 
+    def record_event(self, kind: str, name: str, at: float | None = None, **detail: Any) -> None:
+        """A plugin event for the reports (``aws-call``, ``targets-resolved``, ``load-died``...).
+
+        Like :meth:`mark` (drawn on the chart, kept in the journal, never measured), with a
+        ``kind`` of its own; evidence sources call this instead of writing into the timeline.
+        """
+        self.timeline.mark(time.time() if at is None else at, kind, name, **detail)
+
     def stop_when(
         self, condition: Callable[[], Any], every: float | str = "100ms", name: str | None = None
     ) -> StopCondition:
         """Abort the experiment (revert faults, test ERROR) when ``condition()`` is true while a fault is active."""
         if not callable(condition):
-            raise ValueError(f"experiment.stop_when needs a callable, got {type(condition).__name__}")
-        period = parse_duration(every, "every")
-        if period <= 0:
-            raise ValueError("experiment.stop_when: every must be > 0")
+            raise ConfigError(f"experiment.stop_when needs a callable, got {type(condition).__name__}")
+        period = duration(every, "experiment.stop_when: every", positive=True)
         stop = StopCondition(self, condition, period, name or str(getattr(condition, "__name__", "condition")))
         with self._lock:
             self._stop_conditions.append(stop)
@@ -289,21 +292,23 @@ class Experiment:
     def wait_recovered(self, timeout: float | str | None = None, poll: float = 0.02) -> bool:
         """Block until the recovery criteria hold after the last fault, or the deadline passes.
 
-        The deadline is the earlier of ``timeout`` from now and the budget's ``timeout``
+        The deadline is the earlier of ``timeout`` from now and the marker's ``recovery_timeout``
         after the last injection. Returns whether recovery was seen; the verdict, not this
         call, decides whether the test passes.
         """
         now = time.time()
-        deadline = now + (self.criteria.timeout if timeout is None else parse_duration(timeout, "timeout"))
+        deadline = now + (self.criteria.timeout if timeout is None else duration(timeout, "timeout"))
         last = self.last_injection
         if last is not None:
             deadline = min(deadline, last + self.criteria.timeout + self.criteria.window)
-        while True:
-            if self.recovered():
-                return True
-            if time.time() >= deadline or self.aborted or not self.evidence_may_come():
-                return self.recovered()
-            time.sleep(poll)
+
+        def hopeless() -> bool:
+            return bool(self.aborted) or not self.evidence_may_come()
+
+        # Polled: the timeline has no "changed" event (evidence arrives from many threads and processes).
+        return bool(waiting.poll(self.recovered, max(0.0, deadline - time.time()), poll, give_up=hopeless)) or (
+            self.recovered()
+        )
 
     def verify_writes(self, reader: Callable[..., Iterable[str]]) -> LedgerResult:
         """Read the written keys back and classify the ledger (lost / recovered / unexpected).

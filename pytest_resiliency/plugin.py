@@ -7,34 +7,39 @@ fixtures that need them, when a test asks for them.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from .settings import (  # noqa: F401 - re-exported: these names were public here
+    CRITERIA_SETTINGS,
+    DEFAULT_MAX_OPERATIONS,
+    DEFAULT_RECOVERY_SUCCESSES,
+    DEFAULT_RECOVERY_WINDOW,
+    DEFAULT_TIMEOUT,
+    MARKER_ARGUMENTS,
+    SCRUB_ALL_INI,
+    STATE,
+    SessionState,
+    aws_mode,
+    header_line,
+    journal_path,
+    setting,
+    whole,
+)
+
 if TYPE_CHECKING:
     from .budget import Budget, Criteria
     from .experiment import Experiment
 
-# Start-up imports nothing of the package beyond these modules: constants that mirror other
-# modules live here (tests/test_plugin.py keeps them equal) and the budget parser loads on first use.
-DEFAULT_MAX_OPERATIONS = 5_000_000  # timeline.DEFAULT_MAX_OPERATIONS
-DEFAULT_RECOVERY_SUCCESSES = 5  # budget.DEFAULT_RECOVERY_SUCCESSES
-DEFAULT_RECOVERY_WINDOW = 1.0  # budget.DEFAULT_RECOVERY_WINDOW
-DEFAULT_TIMEOUT = 60.0  # budget.DEFAULT_TIMEOUT
-MARKER_ARGUMENTS = (  # budget.MARKER_ARGUMENTS
-    *("rto", "rpo", "rpo_writes", "error_rate", "p99", "alert_within"),
-    *("recovery_successes", "recovery_window", "timeout", "disruption", "tier"),
-)
-CRITERIA_SETTINGS = ("recovery_successes", "recovery_window", "timeout")
 
 # Fixtures, options and hooks of each capability live beside it; each of these modules
 # must import nothing heavy at module level (boto3, moto and locust load inside fixtures).
 pytest_plugins = [
     "pytest_resiliency.targets.fixtures",
+    "pytest_resiliency.fault_fixtures",
     "pytest_resiliency.load.fixtures",
     "pytest_resiliency.aws.fixtures",
     "pytest_resiliency.ctk.collect",
@@ -51,30 +56,9 @@ MARKERS = {
 }
 
 
-class SessionState:
-    """Per-process plugin state, kept in ``config.stash``.
-
-    The recovery criteria are parsed when first needed (a run without resiliency tests never
-    needs them), or at configure when an option sets them, so a bad value is a usage error.
-    """
-
-    def __init__(self, config: pytest.Config, max_operations: int) -> None:
-        self._config = config
-        self._criteria: Criteria | None = None
-        self.max_operations = max_operations
-
-    @property
-    def criteria(self) -> Criteria:
-        if self._criteria is None:
-            self._criteria = _criteria(self._config)
-        return self._criteria
-
-
 # The plugin's fixtures: a test that uses one is a resiliency test (its reports are scrubbed).
 PLUGIN_FIXTURES = frozenset({"experiment", "load", "aws", "service", "proxy", "netns", "resiliency_moto_server"})
-SCRUB_ALL_INI = "resiliency_scrub_all_reports"
 
-STATE = pytest.StashKey[SessionState]()
 OURS = pytest.StashKey[bool]()
 BUDGET = pytest.StashKey[tuple["Budget", "Criteria"]]()
 EXPERIMENT = pytest.StashKey["Experiment"]()
@@ -109,7 +93,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
             "DURATION",
             f"failure-free time that confirms recovery (default {DEFAULT_RECOVERY_WINDOW:g}s)",
         ),
-        ("timeout", "DURATION", f"how long after a fault recovery is awaited (default {DEFAULT_TIMEOUT:g}s)"),
+        (
+            "recovery_timeout",
+            "DURATION",
+            f"how long after a fault recovery is awaited (default {DEFAULT_TIMEOUT:g}s)",
+        ),
+        ("timeout", "DURATION", "deprecated spelling of recovery_timeout"),
         (
             "max_operations",
             "N",
@@ -128,45 +117,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         parser.addini(f"resiliency_{name}", text + "; the marker and the command line win", default=None)
 
 
-def _setting(config: pytest.Config, name: str) -> Any:
-    """CLI > ini > None (the marker, which wins over both, is applied per test)."""
-    value = config.getoption(f"resiliency_{name}")
-    return value if value is not None else config.getini(f"resiliency_{name}")
-
-
-def _whole(value: Any, name: str, minimum: int) -> int:
-    try:
-        number = int(str(value).strip())
-    except ValueError:
-        number = minimum - 1
-    if number < minimum:
-        raise pytest.UsageError(f"pytest-resiliency option: {name}={value!r} must be a whole number >= {minimum}")
-    return number
-
-
-def _criteria(config: pytest.Config) -> Criteria:
-    from .budget import BudgetError, Criteria, parse_duration
-
-    successes = _setting(config, "recovery_successes")
-    window = _setting(config, "recovery_window")
-    timeout = _setting(config, "timeout")
-    try:
-        return Criteria(
-            successes=DEFAULT_RECOVERY_SUCCESSES if successes is None else _whole(successes, "recovery_successes", 1),
-            window=DEFAULT_RECOVERY_WINDOW if window is None else parse_duration(window, "recovery_window"),
-            timeout=DEFAULT_TIMEOUT if timeout is None else parse_duration(timeout, "timeout"),
-        )
-    except BudgetError as exc:
-        raise pytest.UsageError(f"pytest-resiliency option: {exc}") from None
-
-
 def pytest_configure(config: pytest.Config) -> None:
     for name, text in MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {text}" if not text.startswith(name) else text)
-    max_ops = _setting(config, "max_operations")
-    max_operations = DEFAULT_MAX_OPERATIONS if max_ops is None else _whole(max_ops, "max_operations", 1)
+    max_ops = setting(config, "max_operations")
+    max_operations = DEFAULT_MAX_OPERATIONS if max_ops is None else whole(max_ops, "max_operations", 1)
     state = config.stash[STATE] = SessionState(config, max_operations)
-    if any(_setting(config, name) is not None for name in CRITERIA_SETTINGS):
+    if any(setting(config, name) is not None for name in CRITERIA_SETTINGS):
         state.criteria  # noqa: B018 - set by the user: check it now, a bad value is a usage error
     journal = config.getoption("resiliency_json")
     if not hasattr(config, "workerinput"):  # xdist workers send reports; the controller writes
@@ -234,12 +191,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 def _parse_budget(item: pytest.Item, found: tuple[tuple[Any, ...], dict[str, Any]], criteria: Criteria) -> str | None:
     """Store the item's budget; return what is wrong with its marker, if anything."""
-    from .budget import BudgetError, parse_marker
+    from .budget import BudgetError, deprecated_arguments, parse_marker
 
     try:
         item.stash[BUDGET] = parse_marker(*found, defaults=criteria)
     except BudgetError as exc:
         return str(exc)
+    for message in deprecated_arguments(found[1]):
+        item.warn(DeprecationWarning(f"{item.nodeid}: {message}"))
     return None
 
 
@@ -257,33 +216,6 @@ def _uses_plugin_fixture(item: pytest.Item) -> bool:
         if module.startswith("pytest_resiliency."):
             return True
     return False
-
-
-def journal_path() -> Path:
-    """The journal directory, as ``faults.journal.journal_dir()`` names it, without creating it or
-    importing the fault machinery at start-up (a test keeps the two in step)."""
-    from .targets.fixtures import JOURNAL_ENV  # registered at start-up anyway (pytest_plugins)
-
-    configured = os.environ.get(JOURNAL_ENV)
-    return Path(configured) if configured else Path(tempfile.gettempdir()) / f"pytest-resiliency-{os.getuid()}"
-
-
-def aws_mode(config: pytest.Config) -> str:
-    from .aws.fixtures import _mode  # registered at start-up anyway (pytest_plugins)
-
-    return _mode(config)
-
-
-def header_line(config: pytest.Config, tests: int | None) -> str:
-    """One line of context for a run with resiliency tests: AWS mode (loud when real), criteria, journal."""
-    criteria = config.stash[STATE].criteria
-    mode = aws_mode(config)
-    aws = "AWS REAL: faults act on real resources of the allow-listed accounts" if mode == "real" else f"AWS {mode}"
-    what = "" if tests is None else f"{tests} test{'s' if tests != 1 else ''}, "
-    return (
-        f"resiliency: {what}{aws}, recovered = {criteria.successes} successes in a row and "
-        f"{criteria.window:g}s without failure (timeout {criteria.timeout:g}s), journal {journal_path()}"
-    )
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:
@@ -322,7 +254,8 @@ def experiment(request: pytest.FixtureRequest) -> Iterator[Experiment]:
     if MARKER_ERROR in request.node.stash:
         pytest.fail(f"invalid resiliency marker: {request.node.stash[MARKER_ERROR]}", pytrace=False)
     from .budget import Budget
-    from .experiment import Experiment, set_current
+    from .context import bind_experiment
+    from .experiment import Experiment
 
     state = request.config.stash[STATE]
     budget, criteria = request.node.stash.get(BUDGET, (Budget(), state.criteria))
@@ -330,12 +263,12 @@ def experiment(request: pytest.FixtureRequest) -> Iterator[Experiment]:
     request.node.stash[EXPERIMENT] = exp
     request.node.stash[OURS] = True  # also when requested dynamically: its reports are the plugin's
     _enable_verdicts(request.config)
-    set_current(exp)
+    bind_experiment(exp)
     try:
         yield exp
     finally:
         errors = exp.finish(settle=False)  # a no-op when the test body ran: the call hook finished it
-        set_current(None)
+        bind_experiment(None)
         if exp.faults:
             from .faults import termination
 

@@ -28,8 +28,10 @@ import urllib.parse
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from .budget import parse_duration
-from .probes import DEFAULT_PROBE_TIMEOUT, Probe, ProbeFailed
+from . import waiting
+from .errors import ConfigError
+from .probes.base import DEFAULT_PROBE_TIMEOUT, Probe, ProbeFailed
+from .validate import duration
 
 if TYPE_CHECKING:
     from .experiment import Experiment
@@ -49,7 +51,7 @@ def _finite(value: Any, what: str) -> float | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueError(f"probes.prometheus: {what}={value!r} must be a finite number")
+        raise ConfigError(f"probes.prometheus: {what}={value!r} must be a finite number")
     return float(value)
 
 
@@ -70,17 +72,17 @@ class PrometheusProbe(Probe):
     ) -> None:
         parts = urllib.parse.urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"probes.prometheus: {url!r} is not an http:// or https:// URL of a Prometheus server")
+            raise ConfigError(f"probes.prometheus: {url!r} is not an http:// or https:// URL of a Prometheus server")
         if not isinstance(query, str) or not query.strip():
-            raise ValueError("probes.prometheus: query must be a non-empty PromQL expression")
+            raise ConfigError("probes.prometheus: query must be a non-empty PromQL expression")
         self.url = url.rstrip("/")
         self.query = query
         self.below = _finite(below, "below")
         self.above = _finite(above, "above")
         if self.below is not None and self.above is not None and self.above >= self.below:
-            raise ValueError(f"probes.prometheus: above={above} and below={below} leave no value that passes")
+            raise ConfigError(f"probes.prometheus: above={above} and below={below} leave no value that passes")
         self.empty_ok = empty_ok
-        self.timeout = parse_duration(timeout, "timeout")
+        self.timeout = duration(timeout, "timeout")
         self.headers = dict(headers or {})
         self._parts = parts
         super().__init__(name or f"prometheus {query}", self._instant)
@@ -163,15 +165,16 @@ class PrometheusProbe(Probe):
 
     def wait_fresh(self, until: float, timeout: float) -> None:
         """Block until Prometheus has scraped at or after ``until`` (polled, bounded)."""
-        deadline = time.monotonic() + timeout
         newest: float | None = None
-        while time.monotonic() < deadline:
-            data = self._get("/api/v1/query", {"query": FRESH_QUERY})
-            result = data.get("result") or []
+
+        def fresh() -> bool:
+            nonlocal newest
+            result = self._get("/api/v1/query", {"query": FRESH_QUERY}).get("result") or []
             newest = float(result[0]["value"][1]) if result else None
-            if newest is not None and newest >= until:
-                return
-            time.sleep(0.05)
+            return newest is not None and newest >= until
+
+        if waiting.until(fresh, timeout, 0.05):  # Prometheus offers no event for a new scrape
+            return
         raise PrometheusError(
             f"Prometheus at {self.url} has no scrape after {until:.3f} within {timeout:g}s "
             f"(newest {newest}); is it scraping?"
@@ -196,24 +199,24 @@ class PrometheusProbe(Probe):
         past ``end``. Each step is one operation at its evaluation time, ok or failed by the
         rule, ``source="prometheus:<name>"``. Returns the number of operations recorded.
         """
-        seconds = parse_duration(step, "step")
+        seconds = duration(step, "step")
         if seconds <= 0:
-            raise ValueError("import_range: step must be > 0")
+            raise ConfigError("import_range: step must be > 0")
         if start is None:
             injected = [f.record.injected_at for f in experiment.faults if f.record is not None]
             if not injected:
-                raise ValueError("import_range: no fault injected yet; pass start= (epoch seconds)")
-            start = min(injected) - parse_duration(before, "before")
+                raise ConfigError("import_range: no fault injected yet; pass start= (epoch seconds)")
+            start = min(injected) - duration(before, "before")
         end = time.time() if end is None else end
         start, seconds = round(start, 3), max(round(seconds, 3), 0.001)  # Prometheus times are milliseconds
         if end <= start:
-            raise ValueError(f"import_range: end {end:.3f} is not after start {start:.3f}")
+            raise ConfigError(f"import_range: end {end:.3f} is not after start {start:.3f}")
         if (end - start) / seconds > MAX_POINTS:
-            raise ValueError(
+            raise ConfigError(
                 f"import_range: {end - start:.0f}s at step {seconds:g}s is more than {MAX_POINTS} points; "
                 "use a larger step or a shorter range"
             )
-        self.wait_fresh(end, parse_duration(wait, "wait"))
+        self.wait_fresh(end, duration(wait, "wait"))
         points = self.series(start, end, seconds)
         source = f"prometheus:{self.name}"
         count = 0

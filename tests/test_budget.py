@@ -53,7 +53,7 @@ def test_bad_duration_strings_name_the_argument_and_the_accepted_forms(value: st
 
 @pytest.mark.parametrize("value", [-1, -0.5, math.inf, math.nan])
 def test_negative_and_non_finite_durations_are_refused(value: float) -> None:
-    with pytest.raises(BudgetError, match="must be a finite duration >= 0"):
+    with pytest.raises(BudgetError, match=r"must be a finite duration >= 0|is not a duration"):
         parse_duration(value, "p99")
 
 

@@ -10,16 +10,17 @@ import pytest
 
 from pytest_resiliency import faults
 from pytest_resiliency.budget import Budget, Criteria
-from pytest_resiliency.experiment import Experiment, set_current
+from pytest_resiliency.context import bind_experiment
+from pytest_resiliency.experiment import Experiment
 
 
 @pytest.fixture
 def experiment() -> Iterator[Experiment]:
     """An experiment outside the plugin (faults used as context managers record into it)."""
     exp = Experiment("test_experiment.py::x", Budget(), Criteria(successes=5, window=0.3, timeout=60.0))
-    set_current(exp)
+    bind_experiment(exp)
     yield exp
-    set_current(None)
+    bind_experiment(None)
     exp.finish(settle=False)
 
 
@@ -79,8 +80,8 @@ def test_when_every_thread_is_hung_ticks_are_skipped_and_counted(experiment: Exp
         ({"concurrency": 0}, "concurrency=0 must be a whole number >= 1"),
         ({"concurrency": True}, "concurrency=True must be a whole number >= 1"),
         ({"concurrency": "2"}, "concurrency='2' must be a whole number >= 1"),
-        ({"timeout": "0s"}, "timeout='0s' must be > 0"),
-        ({"every": 0}, "every=0 must be > 0"),
+        ({"timeout": "0s"}, "timeout='0s' must be a finite duration > 0"),
+        ({"every": 0}, "every=0 must be a finite duration > 0"),
     ],
 )
 def test_bad_monitor_arguments_name_what_is_accepted(
@@ -118,3 +119,29 @@ def test_a_fault_that_caused_no_failure_ends_its_wait_after_one_window(experimen
     assert time.monotonic() - began < 2.0
     measurement = experiment.measure()
     assert measurement.status == "recovered" and measurement.rto == 0.0
+
+
+def test_the_old_current_functions_are_the_context(experiment: Experiment) -> None:
+    """experiment.current_experiment/set_current and aws.session's pair stay as aliases of the one context."""
+    from pytest_resiliency import context
+    from pytest_resiliency.experiment import current_experiment, set_current
+
+    assert current_experiment() is context.experiment() is experiment
+    other = Experiment("test_experiment.py::y")
+    set_current(other)
+    try:
+        assert context.experiment() is other
+    finally:
+        set_current(experiment)
+
+
+def test_evidence_sources_report_events_to_the_experiment(experiment: Experiment) -> None:
+    """record_event is how the AWS session and target resolution reach the timeline (they never write into it)."""
+    experiment.record_event("aws-call", "ec2.stop_instances", 12.5, params={"InstanceIds": ["i-1"]})
+    (mark,) = experiment.timeline.snapshot().marks
+    assert (mark.kind, mark.name, mark.at, mark.detail) == (
+        "aws-call",
+        "ec2.stop_instances",
+        12.5,
+        {"params": {"InstanceIds": ["i-1"]}},
+    )

@@ -252,7 +252,7 @@ def test_precedence_marker_over_cli_over_ini(pytester: pytest.Pytester) -> None:
         [pytest]
         resiliency_recovery_successes = 3
         resiliency_recovery_window = 2s
-        resiliency_timeout = 45s
+        resiliency_recovery_timeout = 45s
         """
     )
     # The tests have no fault, so an rto budget breaches ("no fault"): only the criteria matter here.
@@ -261,11 +261,58 @@ def test_precedence_marker_over_cli_over_ini(pytester: pytest.Pytester) -> None:
         {"successes": 7, "window": 2.0, "timeout": 45.0},
         {"successes": 3, "window": 2.0, "timeout": 45.0},
     ]
-    cli = criteria_lines(pytester.runpytest("-s", "--resiliency-recovery-successes=4", "--resiliency-timeout=10s"))
+    cli = criteria_lines(
+        pytester.runpytest("-s", "--resiliency-recovery-successes=4", "--resiliency-recovery-timeout=10s")
+    )
     assert cli == [
         {"successes": 7, "window": 2.0, "timeout": 10.0},
         {"successes": 4, "window": 2.0, "timeout": 10.0},
     ]
+
+
+def test_old_timeout_spellings_still_work_with_a_deprecation_warning(pytester: pytest.Pytester) -> None:
+    """``timeout`` collides with pytest-timeout: the marker keyword, option and ini are ``recovery_timeout``
+    now; the old spellings keep working and say which name replaced them."""
+    pytester.makepyfile(
+        test_old="""
+        import json
+        import pytest
+
+        @pytest.mark.resiliency(timeout="12s")
+        def test_marker(experiment):
+            print("CRITERIA", json.dumps(experiment.criteria.as_dict()))
+
+        @pytest.mark.resiliency(rto="1s")
+        def test_option(experiment):
+            print("CRITERIA", json.dumps(experiment.criteria.as_dict()))
+        """
+    )
+    result = pytester.runpytest("-s", "--resiliency-timeout=20s")
+    assert criteria_lines(result) == [
+        {"successes": 5, "window": 1.0, "timeout": 12.0},
+        {"successes": 5, "window": 1.0, "timeout": 20.0},
+    ]
+    result.stdout.fnmatch_lines(
+        [
+            "*DeprecationWarning: pytest-resiliency: --resiliency-timeout / ini resiliency_timeout is deprecated; "
+            "use --resiliency-recovery-timeout*",
+            "*DeprecationWarning: test_old.py::test_marker: @pytest.mark.resiliency(timeout=...) is deprecated: "
+            "use recovery_timeout=*",
+        ],
+        consecutive=False,
+    )
+    both = pytester.makepyfile(
+        test_both="""
+        import pytest
+
+        @pytest.mark.resiliency(timeout="12s", recovery_timeout="5s")
+        def test_both(experiment):
+            pass
+        """
+    )
+    result = pytester.runpytest(both)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*timeout= and recovery_timeout= name the same thing; use recovery_timeout= only*"])
 
 
 @pytest.mark.parametrize(
@@ -273,7 +320,8 @@ def test_precedence_marker_over_cli_over_ini(pytester: pytest.Pytester) -> None:
     [
         (["--resiliency-recovery-window=soon"], "recovery_window='soon' is not a duration"),
         (["--resiliency-recovery-successes=0"], "recovery_successes='0' must be a whole number >= 1"),
-        (["-o", "resiliency_timeout=-5s"], "timeout='-5s' is not a duration"),
+        (["-o", "resiliency_recovery_timeout=-5s"], "recovery_timeout='-5s' is not a duration"),
+        (["-o", "resiliency_timeout=-5s"], "recovery_timeout='-5s' is not a duration"),
     ],
 )
 def test_bad_options_are_usage_errors(pytester: pytest.Pytester, args: list[str], message: str) -> None:
@@ -543,9 +591,10 @@ def test_plugin_import_stays_light() -> None:
 
 
 def test_plugin_constants_mirror_the_modules_it_does_not_import_at_start_up() -> None:
-    from pytest_resiliency import budget, plugin, timeline
+    from pytest_resiliency import budget, timeline
+    from pytest_resiliency import fault_fixtures as fixtures
+    from pytest_resiliency import settings as plugin
     from pytest_resiliency.faults import journal
-    from pytest_resiliency.targets import fixtures
 
     assert plugin.DEFAULT_MAX_OPERATIONS == timeline.DEFAULT_MAX_OPERATIONS
     assert plugin.MARKER_ARGUMENTS == budget.MARKER_ARGUMENTS
@@ -570,9 +619,12 @@ def test_start_up_imports_only_the_registration_modules() -> None:
     assert loaded == {
         "pytest_resiliency",
         "pytest_resiliency.plugin",
+        "pytest_resiliency.settings",  # recovery criteria from CLI/ini, the header line
         "pytest_resiliency.hookspecs",
+        "pytest_resiliency.context",  # the running test's experiment and AWS session (standard library only)
         "pytest_resiliency.targets",
         "pytest_resiliency.targets.fixtures",
+        "pytest_resiliency.fault_fixtures",  # proxy, netns, --resiliency-recover (outside the faults package)
         "pytest_resiliency.load",
         "pytest_resiliency.load.fixtures",
         "pytest_resiliency.aws",

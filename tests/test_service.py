@@ -12,6 +12,7 @@ import psutil
 import pytest
 
 from pytest_resiliency import faults, probes
+from pytest_resiliency.errors import ConfigError
 from pytest_resiliency.experiment import Experiment
 from pytest_resiliency.targets.service import Service, ServiceError
 
@@ -81,7 +82,7 @@ def test_log_tail_is_attached_to_the_experiment(service: ServiceFactory, experim
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"restart": "sometimes"}, "restart='sometimes' is not a restart policy; accepted: always, on-failure, never"),
+        ({"restart": "sometimes"}, "restart='sometimes' is not accepted; use one of always, on-failure, never"),
         ({"restart_delay": -1}, "restart_delay=-1 must be a finite duration >= 0"),
         ({"backoff": 0.5}, "backoff=0.5 must be a number >= 1"),
         ({"health": "ftp://x"}, "a string check must be an http(s):// URL or tcp://HOST:PORT"),
@@ -89,7 +90,7 @@ def test_log_tail_is_attached_to_the_experiment(service: ServiceFactory, experim
     ],
 )
 def test_bad_service_options_are_clear_errors(options: dict[str, Any], message: str) -> None:
-    with pytest.raises(ServiceError, match=message.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
         Service(HTTP, **options)
 
 
@@ -136,4 +137,5 @@ def _startup_time(svc: Service) -> float:
     exits = [e for e in svc.events if e["event"] == "exited"]
     starts = [e for e in svc.events if e["event"] == "started"]
     assert exits and len(starts) >= 2
-    return max(0.05, starts[-1]["at"] - exits[-1]["at"] - 1.0) + 0.5  # generous: python start-up on a busy box
+    downtime = float(starts[-1]["at"]) - float(exits[-1]["at"])
+    return max(0.05, downtime - 1.0) + 0.5  # generous: python start-up on a busy box

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from pytest_resiliency.errors import ConfigError
 from pytest_resiliency.targets.fixtures import ServiceFactory
 from pytest_resiliency.targets.service import Service, ServiceError, free_port
 
@@ -164,21 +165,21 @@ def test_wait_for_log_since_and_timeout(service: ServiceFactory) -> None:
         ({"ports": "peer"}, "ports='peer' must be a list of names or a mapping"),
         ({"env": {"X": "{port:peer}"}}, "{port:peer} names no port of service"),
         ({"user": "no-such-user-here"}, "user='no-such-user-here' is not an account on this machine"),
-        ({"log_tail": 0}, "log_tail=0 must be a whole number of lines >= 1"),
+        ({"log_tail": 0}, "log_tail=0 must be a whole number >= 1"),
         ({"stop_signal": "SIGNOPE"}, "stop_signal='SIGNOPE' is not a signal name"),
         ({"ready": "ftp://x"}, "ready='ftp://x': a string check must be an http(s):// URL or tcp://HOST:PORT"),
     ],
 )
 def test_bad_options_for_real_servers_are_clear_errors(options: dict[str, Any], message: str) -> None:
-    with pytest.raises(ServiceError, match=message.replace("(", r"\(").replace(")", r"\)").replace("{", r"\{")):
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)").replace("{", r"\{")):
         Service([PY, "-c", "pass"], **options)
 
 
 def test_bad_group_members_are_clear_errors(service: ServiceFactory) -> None:
-    with pytest.raises(ServiceError, match="must be a Service"):
-        service.group(["echo hi"])
-    with pytest.raises(ServiceError, match="needs a non-empty list of services"):
+    with pytest.raises(ConfigError, match="must be a Service"):
+        service.group(["echo hi"])  # type: ignore[list-item]  # the wrong type on purpose
+    with pytest.raises(ConfigError, match="needs a non-empty list of services"):
         service.group([])
     one: Callable[[], Any] = lambda: service.define([PY, "-c", "pass"], name="same")  # noqa: E731
-    with pytest.raises(ServiceError, match="member names must be unique"):
+    with pytest.raises(ConfigError, match="member names must be unique"):
         service.group([one(), one()])

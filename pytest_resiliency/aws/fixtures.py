@@ -75,7 +75,8 @@ def aws(request: pytest.FixtureRequest) -> Iterator[AwsSession]:
     only); real AWS with ``--resiliency-aws=real`` when the account and region are
     allow-listed, refused before any mutating call otherwise.
     """
-    from .session import AwsError, AwsSession, set_current
+    from ..context import bind_aws_session
+    from .session import AwsError, AwsSession
 
     config = request.config
     mode = _mode(config)
@@ -97,11 +98,11 @@ def aws(request: pytest.FixtureRequest) -> Iterator[AwsSession]:
         session.verify()
     except AwsError as exc:
         pytest.fail(str(exc), pytrace=False)
-    set_current(session)
+    bind_aws_session(session)
     try:
         yield session
     finally:
-        set_current(None)
+        bind_aws_session(None)
         if session.plan:
             request.node.user_properties.append((PLAN_PROPERTY, json.dumps(session.plan_lines())))
 

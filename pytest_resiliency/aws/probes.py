@@ -11,7 +11,10 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from ..probes import Probe, ProbeFailed
+from .. import context as _context
+from ..errors import ConfigError
+from ..probes.base import Probe, ProbeFailed
+from ..validate import count, shown
 from .session import AwsSession, resolve_session
 
 __all__ = ["alarm", "asg_healthy", "rds_writer", "ssm_command", "target_group_healthy"]
@@ -26,12 +29,10 @@ def alarm(
 ) -> Probe:
     """Passes while the CloudWatch alarm ``name`` is not in ALARM; the first ALARM is recorded as an alert."""
     if not isinstance(name, str) or not name:
-        raise ValueError("probes.alarm needs the alarm's name")
+        raise ConfigError(f"probes.alarm needs the alarm's name (a non-empty string), got {shown(name)}")
     seen = threading.Event()
 
     def check() -> None:
-        from ..experiment import current_experiment
-
         aws = resolve_session(session, "probes.alarm")
         found = aws.client("cloudwatch").describe_alarms(AlarmNames=[name])
         alarms = found.get("MetricAlarms", []) + found.get("CompositeAlarms", [])
@@ -43,7 +44,7 @@ def alarm(
         if state == "ALARM" and record_alert and not seen.is_set():
             seen.set()
             updated = alarms[0].get("StateUpdatedTimestamp")
-            experiment = current_experiment()
+            experiment = _context.experiment()
             if experiment is not None:
                 experiment.record_alert(name, updated.timestamp() if updated is not None else None)
         raise ProbeFailed(f"alarm {name} is {state}")
@@ -53,8 +54,8 @@ def alarm(
 
 def asg_healthy(group: str, *, minimum: int | None = None, session: AwsSession | None = None) -> Probe:
     """Passes when the group has ``minimum`` (default: its desired capacity) healthy InService instances."""
-    if minimum is not None and (isinstance(minimum, bool) or not isinstance(minimum, int) or minimum < 0):
-        raise ValueError(f"probes.asg_healthy: minimum={minimum!r} must be a whole number >= 0")
+    if minimum is not None:
+        count(minimum, "probes.asg_healthy: minimum", 0)
 
     def check() -> None:
         aws = resolve_session(session, "probes.asg_healthy")

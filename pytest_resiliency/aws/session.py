@@ -17,6 +17,9 @@ from typing import Any
 import boto3  # type: ignore[import-untyped,unused-ignore]
 from botocore.config import Config  # type: ignore[import-untyped,unused-ignore]
 
+from .. import context as _context
+from ..errors import ConfigError
+
 MOTO, REAL = "moto", "real"
 MODES = (MOTO, REAL)
 DEFAULT_REGION = "us-east-1"
@@ -27,11 +30,13 @@ _DUMMY_CREDENTIALS = {
     "aws_session_token": "testing",
 }
 
-_current: AwsSession | None = None
 
+class AwsError(ConfigError, RuntimeError):
+    """An AWS session could not be created or used; the message says why and what is accepted.
 
-class AwsError(RuntimeError):
-    """An AWS session could not be created or used; the message says why and what is accepted."""
+    A :class:`~pytest_resiliency.errors.ConfigError` (bad mode, region, allow-list); still a
+    ``RuntimeError`` for code that caught it as one.
+    """
 
 
 class AwsRefused(AwsError):
@@ -39,18 +44,18 @@ class AwsRefused(AwsError):
 
 
 def current_session() -> AwsSession | None:
-    """The session of the running test (set by the ``aws`` fixture)."""
-    return _current
+    """The session of the running test (:func:`pytest_resiliency.context.aws_session`)."""
+    return _context.aws_session()
 
 
 def set_current(session: AwsSession | None) -> None:
-    global _current
-    _current = session
+    """Deprecated: use :func:`pytest_resiliency.context.bind_aws_session`."""
+    _context.bind_aws_session(session)
 
 
 def resolve_session(session: AwsSession | None, who: str) -> AwsSession:
     """``session`` or the running test's; a clear error when a fault is used without the fixture."""
-    found = session or _current
+    found = session or _context.aws_session()
     if found is None:
         raise AwsError(f"{who}: no AWS session; request the `aws` fixture in the test or pass session=aws")
     return found
@@ -110,11 +115,6 @@ class AwsSession:
                 self._clients[service] = found
             return found
 
-    def use_client(self, service: str, client: Any) -> None:
-        """Replace the client of ``service`` (a botocore ``Stubber`` for what moto cannot do)."""
-        with self._lock:
-            self._clients[service] = client
-
     @property
     def clients(self) -> list[Any]:
         with self._lock:
@@ -155,13 +155,11 @@ class AwsSession:
     def mutate(self, service: str, operation: str, **params: Any) -> dict[str, Any] | None:
         """Make a mutating call, or in dry-run record it in the plan and return ``None``."""
         self.verify()
-        from ..experiment import current_experiment
-
         entry = {"at": time.time(), "service": service, "operation": operation, "params": _plain(params)}
-        experiment = current_experiment()
+        experiment = _context.experiment()
         if experiment is not None:
             kind = "aws-planned" if self.dry_run else "aws-call"
-            experiment.timeline.mark(entry["at"], kind, f"{service}.{operation}", params=entry["params"])
+            experiment.record_event(kind, f"{service}.{operation}", entry["at"], params=entry["params"])
         if self.dry_run:
             self.plan.append(entry)
             logging.getLogger("pytest_resiliency.aws").info("dry-run: %s.%s(%s)", service, operation, params)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ..errors import ConfigError
 from .session import AwsSession, resolve_session
 
 if TYPE_CHECKING:
@@ -22,7 +23,9 @@ class AlarmStopCondition:
 
     def __init__(self, names: tuple[str, ...], session: AwsSession | None = None) -> None:
         if not names or any(not isinstance(n, str) or not n for n in names):
-            raise ValueError("an alarm stop condition needs one or more alarm names")
+            raise ConfigError(
+                f"an alarm stop condition needs one or more alarm names (non-empty strings), got {names!r}"
+            )
         self.names = names
         self.session = session
         self.tripped_by: str | None = None

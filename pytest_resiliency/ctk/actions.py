@@ -19,8 +19,10 @@ import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..budget import parse_duration
-from ..experiment import Experiment, current_experiment
+from .. import context as _context
+from ..errors import ConfigError
+from ..experiment import Experiment
+from ..validate import duration as valid_duration
 
 if TYPE_CHECKING:
     from ..faults.base import Fault
@@ -38,12 +40,12 @@ __all__ = [
 _loads: weakref.WeakKeyDictionary[Experiment, list[Traffic]] = weakref.WeakKeyDictionary()
 
 
-class ProviderError(RuntimeError):
+class ProviderError(ConfigError, RuntimeError):
     """A provider called with arguments it cannot use; the message says what is accepted."""
 
 
 def _experiment(who: str) -> Experiment:
-    found = current_experiment()
+    found = _context.experiment()
     if found is None:
         raise ProviderError(f"{who}: no running resiliency experiment; run the experiment file through pytest")
     return found
@@ -116,9 +118,9 @@ def inject_fault(
             waiter = getattr(made, "wait", None)
             if waiter is None:
                 raise ProviderError(f"inject_fault: {fault} has nothing to wait for; use duration instead")
-            result = waiter(timeout=parse_duration(wait, "wait"))
+            result = waiter(timeout=valid_duration(wait, "wait"))
         if duration is not None:
-            time.sleep(parse_duration(duration, "duration"))
+            time.sleep(valid_duration(duration, "duration"))
     except BaseException:
         made.revert()
         raise

@@ -28,11 +28,6 @@ SNIFF_BYTES = 1 << 20  # an experiment file is a few KiB; a bigger file is judge
 # Patterns, not compiled here: ``re`` compiles (and caches) them when a candidate file is found.
 _BLOCK_KEYS = r"""(?m)^(["']?)(title|method)\1[ \t]*:"""
 _FLOW_KEYS = r"""(["']?)\b(title|method)\1\s*:"""
-# Tags that would change what pytest does (skip it, parametrize it...) or that already mean
-# something here become ``ctk_<tag>`` markers instead.
-RESERVED_TAGS = frozenset(
-    {"skip", "skipif", "xfail", "parametrize", "usefixtures", "filterwarnings", "timeout", "resiliency", "ctk"}
-)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -99,20 +94,6 @@ def pytest_collect_file(file_path: Path, parent: pytest.Collector) -> pytest.Col
     return None
 
 
-def tag_marker(tag: str) -> str:
-    return f"ctk_{tag}" if tag in RESERVED_TAGS else tag
-
-
-def register_markers(config: pytest.Config, tags: tuple[str, ...]) -> None:
-    """Register each tag as a marker, so ``--strict-markers`` accepts it and ``-m`` selects it."""
-    known = {line.split(":")[0].split("(")[0].strip() for line in config.getini("markers")}
-    for tag in tags:
-        name = tag_marker(tag)
-        if name not in known:
-            config.addinivalue_line("markers", f"{name}: Chaos Toolkit experiment tag {tag!r}")
-            known.add(name)
-
-
 CHAOSLIB = pytest.StashKey[bool]()
 
 
@@ -130,7 +111,7 @@ class ExperimentFile(pytest.File):
     """One experiment file: one item named after the experiment's title."""
 
     def collect(self) -> list[ExperimentItem]:
-        from ..plugin import STATE
+        from ..settings import STATE
         from .item import ExperimentItem
         from .spec import SpecError, load
 
@@ -141,6 +122,8 @@ class ExperimentFile(pytest.File):
             from ..report.secrets import scrub_text  # the plugin's own output: scrubbed like a resiliency test's
 
             raise self.CollectError(scrub_text(f"Chaos Toolkit experiment file: {exc}")) from None
+        from .tags import register_markers
+
         register_markers(self.config, spec.tags)
         item = ExperimentItem.create(self, spec)
         if not chaoslib_installed(self.config):
@@ -173,3 +156,12 @@ def pytest_resiliency_measured(item: pytest.Item, experiment: object, payload: d
         ("resiliency.outcome", "breach") if prop == ("resiliency.outcome", "error") else prop
         for prop in item.user_properties
     ]
+
+
+def __getattr__(name: str) -> object:
+    """``tag_marker``, ``register_markers`` and ``RESERVED_TAGS`` moved to :mod:`.tags` (kept importable here)."""
+    if name in ("RESERVED_TAGS", "register_markers", "tag_marker"):
+        from . import tags
+
+        return getattr(tags, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -73,7 +73,7 @@ class ExperimentItem(pytest.Function):
     @classmethod
     def create(cls, parent: pytest.Collector, spec: Spec) -> ExperimentItem:
         item: ExperimentItem = cls.from_parent(parent, name=spec.item_name, spec=spec)
-        from .collect import tag_marker
+        from .tags import tag_marker
 
         item.add_marker("ctk")
         for tag in spec.tags:

@@ -19,14 +19,12 @@ import contextlib
 import itertools
 import os
 import shutil
-import signal
 import subprocess
 import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
-from .. import procfs
+from .. import host
 
 GRACE = 2.0  # seconds between SIGTERM and SIGKILL of an abandoned process group
 _TAIL = 300
@@ -112,35 +110,12 @@ def running_in(thread: threading.Thread) -> subprocess.Popen[bytes] | None:
 def end_group(proc: subprocess.Popen[bytes], grace: float = GRACE) -> str:
     """SIGTERM the process group of ``proc``, SIGKILL it after ``grace``; say what was done."""
     pgid = proc.pid  # start_new_session: the leader's pid is the group id
-    try:
-        os.killpg(pgid, signal.SIGTERM)
-    except ProcessLookupError:
+    how = host.end_group(pgid, grace)
+    if how is None:
         return f"its process group {pgid} had already ended"
-    how = "SIGTERM"
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
-        if not _group_alive(pgid):
-            break
-        time.sleep(0.02)
-    else:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(pgid, signal.SIGKILL)
-        how = f"SIGKILL after SIGTERM was ignored for {grace:g}s"
     with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(timeout=grace)
     return f"its process group {pgid} was ended ({how})"
-
-
-def _group_alive(pgid: int) -> bool:
-    """Whether any process of the group is left (a zombie leader we have not reaped counts as gone)."""
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # The leader may be a zombie (not yet waited for) while its children are gone.
-    return procfs.group_alive(pgid)
 
 
 def end_all() -> list[str]:

@@ -41,6 +41,7 @@ from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from ..errors import ConfigError
 from ..faults.base import Fault
 from . import process
 
@@ -59,7 +60,7 @@ ACTION_MAX_DURATION = 24 * 3600.0  # an action's fault ends with the rollbacks, 
 REDACTED = "[redacted]"
 
 
-class CtkError(RuntimeError):
+class CtkError(ConfigError, RuntimeError):
     """The experiment cannot run (invalid, or chaoslib refused it); the message names the file."""
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..budget import BudgetError, Criteria, parse_marker
+from ..errors import ConfigError
 from .strategies import HYPOTHESIS_STRATEGIES, ROLLBACK_STRATEGIES
 
 EXTENSION_NAME = "resiliency"
@@ -23,7 +24,7 @@ _RUNTIME_KEYS = {"hypothesis": ("strategy", "frequency", "fail_fast"), "rollback
 _TAG_CHARS = re.compile(r"[^\w.\-]+")
 
 
-class SpecError(ValueError):
+class SpecError(ConfigError):
     """An experiment file that cannot become a test; the message names the file and the problem."""
 
 

@@ -3,7 +3,7 @@
 A fault records ``t_inject`` immediately before it acts and its revert time after it stops
 acting, and reports both to the :class:`Recorder` it was given (``fault.inject(recorder=...)``)
 or, for a fault used as a plain context manager, to the recorder of the running test
-(:func:`set_recorder`, called by the experiment). Faults never import the experiment: data
+(:mod:`pytest_resiliency.context`, bound by the plugin). Faults never import the experiment: data
 flows one way, faults -> recorder -> timeline. Every fault has a maximum duration: a watchdog
 reverts it when that passes, so a test that hangs never leaves a fault behind. Subclasses
 implement ``_inject``/``_revert`` and, for reports, ``target`` and ``params``.
@@ -52,18 +52,11 @@ class Recorder(Protocol):
     def fault_expired(self, fault: Fault, at: float) -> None: ...
 
 
-_ambient: Recorder | None = None
-
-
-def set_recorder(recorder: Recorder | None) -> None:
-    """The recorder of the test running in this process (``None`` between tests)."""
-    global _ambient
-    _ambient = recorder
-
-
 def ambient_recorder() -> Recorder | None:
-    """The recorder :func:`set_recorder` gave, for faults used as plain context managers."""
-    return _ambient
+    """The running test's experiment (:mod:`pytest_resiliency.context`), for faults used as plain context managers."""
+    from .. import context
+
+    return context.experiment()
 
 
 class Fault(abc.ABC):
@@ -162,7 +155,7 @@ class Fault(abc.ABC):
             if recorder is not None:
                 self.recorder = recorder
             elif self.recorder is None:
-                self.recorder = _ambient
+                self.recorder = ambient_recorder()
             self._prepare()
             nodeid = self.recorder.nodeid if self.recorder is not None else "no test"
             self._claim = claims.claim(
@@ -348,4 +341,4 @@ def custom(
     return CustomFault(inject, revert, name=name, target=target, max_duration=max_duration, **params)
 
 
-__all__ = ["CustomFault", "Fault", "FaultError", "Recorder", "custom", "set_recorder"]
+__all__ = ["CustomFault", "Fault", "FaultError", "Recorder", "ambient_recorder", "custom"]

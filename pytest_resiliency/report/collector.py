@@ -176,7 +176,7 @@ class ResultCollector:
             width = min(full, cap) if cap else full
             terminalreporter.write_sep("=", "resiliency summary", fullwidth=width)
             if self.config.pluginmanager.has_plugin("dsession"):
-                from ..plugin import header_line  # under xdist the controller collected nothing to announce
+                from ..settings import header_line  # under xdist the controller collected nothing to announce
 
                 terminalreporter.write_line(header_line(self.config, len(self.entries)))
             for line in terminal.render(experiments, width=width, verbose=verbose, unmarked=unmarked):

@@ -15,12 +15,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..errors import ConfigError
+
 _PARAM_REF = re.compile(r"\{\{\s*([A-Za-z0-9_.-]+)\s*\}\}")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 SUFFIXES = (".yml", ".yaml", ".json")
 
 
-class DocumentError(ValueError):
+class DocumentError(ConfigError):
     """A document that cannot be found or parsed, or parameter values it does not accept."""
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
 import threading
@@ -26,6 +25,8 @@ from typing import Any
 
 import psutil
 
+from ..host import end_group
+from ..waiting import until
 from .documents import Document, load
 
 MARKER = "PYTEST_RESILIENCY_SSM_RUN"
@@ -164,17 +165,8 @@ class LocalRun:
         script its children (a ``sleep``, ``stress-ng``) are still in it.
         """
         proc = self._proc
-        if proc is None:
-            return
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            return
-        deadline = time.monotonic() + grace
-        while _group_alive(proc.pid) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
+        if proc is not None:
+            end_group(proc.pid, grace)
 
     @property
     def pid(self) -> int | None:
@@ -205,25 +197,12 @@ class LocalRun:
         self._cancelled.set()
         self._terminate_group(grace)
         self._done.wait(grace + 5)
-        deadline = time.monotonic() + grace
-        while self.processes() and time.monotonic() < deadline:  # the dead-man watcher exits on its own
-            time.sleep(0.1)
+        until(lambda: not self.processes(), grace, 0.1)  # the dead-man watcher exits on its own
         for proc in self.processes():
             with contextlib.suppress(psutil.NoSuchProcess):
                 proc.kill()
         shutil.rmtree(self._tmp, ignore_errors=True)
         return self.result
-
-
-def _group_alive(pgid: int) -> bool:
-    """Whether a process of the group still lives (zombies do not count: PID 1 may never reap them here)."""
-    for proc in psutil.process_iter(["status"]):
-        try:
-            if proc.info["status"] != psutil.STATUS_ZOMBIE and os.getpgid(proc.pid) == pgid:
-                return True
-        except (ProcessLookupError, psutil.NoSuchProcess):
-            continue
-    return False
 
 
 def run(

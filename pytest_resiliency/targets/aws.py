@@ -13,10 +13,11 @@ from __future__ import annotations
 import math
 import random
 import re
-import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict, Unpack
+
+from ..errors import TargetError as _TargetError
 
 if TYPE_CHECKING:
     from ..aws.session import AwsSession
@@ -26,8 +27,11 @@ _MODE_RE = re.compile(r"^\s*(ALL|COUNT\((\d+)\)|PERCENT\((\d+(?:\.\d+)?)\))\s*$"
 _GONE_EC2_STATES = ("pending", "running", "stopping", "stopped")
 
 
-class TargetError(ValueError):
-    """A selector that is malformed or matched nothing; the message says what was asked."""
+class TargetError(_TargetError, ValueError):
+    """A selector that is malformed or matched nothing; the message says what was asked.
+
+    A :class:`pytest_resiliency.errors.TargetError`; still a ``ValueError`` as before.
+    """
 
 
 @dataclass(frozen=True)
@@ -168,13 +172,13 @@ def as_selector(value: Selector | str | Iterable[str], kind: str) -> Selector:
 
 
 def record_resolution(name: str, selector: Selector, resources: list[Resource]) -> None:
-    """Put the resolved targets on the running test's timeline."""
-    from ..experiment import current_experiment
+    """Tell the running test's experiment (:mod:`pytest_resiliency.context`) which targets were resolved."""
+    from ..context import experiment as running_experiment
 
-    experiment = current_experiment()
+    experiment = running_experiment()
     if experiment is not None:
-        experiment.timeline.mark(
-            time.time(), "targets-resolved", name, selector=selector.as_dict(), targets=[r.id for r in resources]
+        experiment.record_event(
+            "targets-resolved", name, selector=selector.as_dict(), targets=[r.id for r in resources]
         )
 
 
@@ -339,26 +343,59 @@ RESOLVERS: dict[str, Callable[[AwsSession, Selector], list[Resource]]] = {
 }
 
 
-def _factory(kind: str) -> Callable[..., Selector]:
-    def make(**kwargs: Any) -> Selector:
-        return Selector(kind, **kwargs)
+class SelectorOptions(TypedDict, total=False):
+    """The keywords of :class:`Selector` after ``kind`` (what every selector function takes)."""
 
-    make.__name__ = kind.replace(":", "_")
-    make.__doc__ = f"A selector of {kind} resources (see :class:`Selector` for the arguments)."
-    return make
+    ids: Iterable[str] | str | None
+    tags: Mapping[str, str] | None
+    filters: Mapping[str, Iterable[str] | str] | None
+    az: str | None
+    mode: str
+    empty: str
+    seed: int | None
+    cluster: str | None
+    service: str | None
 
 
-ec2_instances = _factory("ec2:instance")
-subnets = _factory("ec2:subnet")
-asg_groups = _factory("autoscaling:group")
-rds_clusters = _factory("rds:cluster")
-rds_instances = _factory("rds:db")
-ecs_tasks = _factory("ecs:task")
-lambda_functions = _factory("lambda:function")
+def ec2_instances(**options: Unpack[SelectorOptions]) -> Selector:
+    """A selector of EC2 instances (``ec2:instance``; see :class:`Selector` for the arguments)."""
+    return Selector("ec2:instance", **options)
+
+
+def subnets(**options: Unpack[SelectorOptions]) -> Selector:
+    """A selector of subnets (``ec2:subnet``; see :class:`Selector` for the arguments)."""
+    return Selector("ec2:subnet", **options)
+
+
+def asg_groups(**options: Unpack[SelectorOptions]) -> Selector:
+    """A selector of Auto Scaling groups (``autoscaling:group``; see :class:`Selector`)."""
+    return Selector("autoscaling:group", **options)
+
+
+def rds_clusters(**options: Unpack[SelectorOptions]) -> Selector:
+    """A selector of Aurora clusters (``rds:cluster``; see :class:`Selector`)."""
+    return Selector("rds:cluster", **options)
+
+
+def rds_instances(**options: Unpack[SelectorOptions]) -> Selector:
+    """A selector of RDS DB instances (``rds:db``; see :class:`Selector`)."""
+    return Selector("rds:db", **options)
+
+
+def ecs_tasks(**options: Unpack[SelectorOptions]) -> Selector:
+    """A selector of ECS tasks (``ecs:task``; ``cluster=`` and ``service=`` narrow it; see :class:`Selector`)."""
+    return Selector("ecs:task", **options)
+
+
+def lambda_functions(**options: Unpack[SelectorOptions]) -> Selector:
+    """A selector of Lambda functions (``lambda:function``; see :class:`Selector`)."""
+    return Selector("lambda:function", **options)
+
 
 __all__ = [
     "Resource",
     "Selector",
+    "SelectorOptions",
     "TargetError",
     "as_selector",
     "asg_groups",

@@ -1,66 +1,105 @@
-"""Fixtures and options for local targets and faults (``service``, ``proxy``, ``netns``) and the
-datastore targets (``redis_server``, ``postgres_server``, ``etcd_cluster``, ``haproxy_server``).
+"""Fixtures of the local targets: ``service`` and the datastores (``redis_server``,
+``postgres_server``, ``etcd_cluster``, ``haproxy_server``).
 
-Also ``pytest --resiliency-recover``, which undoes what a killed pytest left in the undo log
-(SIGTERM while a fault is active is handled by :mod:`..faults.termination`). Imported at
-pytest start-up: nothing beyond the standard library and pytest at module level.
+Targets are what faults act on, so nothing here imports :mod:`pytest_resiliency.faults`
+(the fault fixtures ``proxy`` and ``netns`` live in :mod:`pytest_resiliency.fault_fixtures`).
+Imported at pytest start-up: nothing beyond the standard library and pytest at module level.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Callable, Iterator
-from pathlib import Path
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, Unpack
 
 import pytest
 
-JOURNAL_ENV = "RESILIENCY_JOURNAL_DIR"  # faults.undo.ENV_DIR, not imported at start-up
+from .. import context
+
+if TYPE_CHECKING:
+    from .datastores.etcd import EtcdCluster
+    from .datastores.haproxy import HAProxy
+    from .datastores.postgres import PostgresServer
+    from .datastores.redis import RedisServer
+    from .service import Check, PassThroughOptions, Service, ServiceGroup, ServiceOptions
+
+T = TypeVar("T")
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("resiliency")
-    group.addoption(
-        "--resiliency-recover",
-        action="store_true",
-        default=False,
-        help="undo the faults left active by pytest runs that were killed (from the on-disk undo log), then exit",
-    )
-    group.addoption(
-        "--resiliency-journal-dir",
-        metavar="PATH",
-        default=None,
-        help=f"directory of the undo log of active faults and the target locks (default ${JOURNAL_ENV} "
-        "or /tmp/pytest-resiliency-UID)",
-    )
+# -- what the factory fixtures give, typed for the tests that annotate them -------------------------
+# Each mirrors its target's constructor after the arguments the fixture supplies (a test keeps them
+# equal), so a wrong keyword in a test is a type error, not a TypeError at run time.
 
 
-def _apply_journal_dir(config: pytest.Config) -> None:
-    path = config.getoption("resiliency_journal_dir", None)
-    if path:
-        os.environ[JOURNAL_ENV] = str(Path(path).resolve())  # inherited by xdist workers and helpers
+class RedisServerFactory(Protocol):
+    """``redis_server(persistence="aof-always")``: a started :class:`~.datastores.redis.RedisServer`."""
+
+    def __call__(
+        self,
+        *,
+        persistence: str = ...,
+        save: float = ...,
+        name: str = ...,
+        restart_delay: float | str = ...,
+        config: dict[str, str] | None = ...,
+        timeout: float = ...,
+        **options: Unpack[PassThroughOptions],
+    ) -> RedisServer: ...
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_cmdline_main(config: pytest.Config) -> int | None:
-    if not config.getoption("resiliency_recover", False):
-        return None
-    from ..faults import undo
+class PostgresServerFactory(Protocol):
+    """``postgres_server(synchronous_commit="on")``: a started :class:`~.datastores.postgres.PostgresServer`."""
 
-    _apply_journal_dir(config)
-    lines, status = undo.recover_report()
-    print("\n".join(lines), flush=True)
-    return status
+    def __call__(
+        self,
+        *,
+        synchronous_commit: str = ...,
+        wal_writer_delay: float | str = ...,
+        fsync: bool = ...,
+        settings: dict[str, str] | None = ...,
+        user: str | int | None = ...,
+        name: str = ...,
+        restart_delay: float | str = ...,
+        table: str = ...,
+        timeout: float = ...,
+        **options: Unpack[PassThroughOptions],
+    ) -> PostgresServer: ...
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    _apply_journal_dir(config)
+class EtcdClusterFactory(Protocol):
+    """``etcd_cluster(nodes=3, election="500ms")``: a started :class:`~.datastores.etcd.EtcdCluster`."""
+
+    def __call__(
+        self,
+        *,
+        nodes: int = ...,
+        heartbeat: float | str = ...,
+        election: float | str = ...,
+        name: str = ...,
+        restart_delay: float | str = ...,
+        timeout: float = ...,
+        **options: Unpack[PassThroughOptions],
+    ) -> EtcdCluster: ...
 
 
-def _current_experiment() -> Any:
-    from ..experiment import current_experiment
+class HAProxyFactory(Protocol):
+    """``haproxy_server([web1, web2], inter="200ms")``: a started :class:`~.datastores.haproxy.HAProxy`."""
 
-    return current_experiment()
+    def __call__(
+        self,
+        backends: Sequence[Any],
+        *,
+        mode: str = ...,
+        inter: float | str = ...,
+        fall: int = ...,
+        rise: int = ...,
+        redispatch: bool = ...,
+        retries: int | None = ...,
+        balance: str = ...,
+        connect_timeout: float | str = ...,
+        server_timeout: float | str = ...,
+        name: str = ...,
+        **options: Unpack[PassThroughOptions],
+    ) -> HAProxy: ...
 
 
 class ServiceFactory:
@@ -71,43 +110,52 @@ class ServiceFactory:
 
     def __init__(self, tmp_path_factory: pytest.TempPathFactory) -> None:
         self._tmp = tmp_path_factory
-        self.started: list[Any] = []
+        self.started: list[Service] = []
 
-    def define(self, command: Any, **options: Any) -> Any:
+    def define(self, command: str | Sequence[str], **options: Unpack[ServiceOptions]) -> Service:
         """A service configured (ports allocated, placeholders expanded) but not started yet."""
         from .service import Service
 
-        netns = options.get("netns")
+        given: dict[str, Any] = dict(options)  # checked by the type checker above, by Service below
+        netns = given.get("netns")
         if netns is not None and not isinstance(netns, str):
-            options["netns"] = netns.name
-        options.setdefault("log_dir", self._tmp.mktemp("service-logs"))
-        svc = Service(command, **options)
+            given["netns"] = netns.name  # a NetNamespace from the netns fixture
+        given.setdefault("log_dir", self._tmp.mktemp("service-logs"))
+        svc = Service(command, **given)
         self.started.append(svc)
-        exp = _current_experiment()
+        exp = context.experiment()
         if exp is not None:
             exp.attach(f"logs:{svc.name}", svc.log_tail)
         return svc
 
-    def __call__(self, command: Any, **options: Any) -> Any:
+    def __call__(self, command: str | Sequence[str], **options: Unpack[ServiceOptions]) -> Service:
         """Start ``command`` supervised and return once it is ready."""
         return self.define(command, **options).start()
 
-    def group(self, members: Any, *, ready: Any = None, name: str = "group", start_timeout: float | str = 30.0) -> Any:
+    def group(
+        self,
+        members: Iterable[Service | Mapping[str, Any]],
+        *,
+        ready: Check | None = None,
+        name: str = "group",
+        start_timeout: float | str = 30.0,
+    ) -> ServiceGroup:
         """Start services together (each a ``Service`` from :meth:`define`, or a dict of its options
         with ``command``) and wait for one readiness of the whole group."""
-        from .service import Service, ServiceError, ServiceGroup
+        from ..errors import ConfigError
+        from .service import Service, ServiceGroup
 
         if isinstance(members, (str, bytes)) or not hasattr(members, "__iter__"):
-            raise ServiceError(f"service.group: members={members!r} must be a list of services or option dicts")
+            raise ConfigError(f"service.group: members={members!r} must be a list of services or option dicts")
         made = []
         for member in members:
             if isinstance(member, Service):
                 made.append(member)
-            elif isinstance(member, dict) and "command" in member:
+            elif isinstance(member, Mapping) and "command" in member:
                 options = dict(member)
                 made.append(self.define(options.pop("command"), **options))
             else:
-                raise ServiceError(
+                raise ConfigError(
                     f"service.group: member {member!r} must be a Service (service.define(...)) "
                     "or a dict of service options with 'command'"
                 )
@@ -133,40 +181,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceFactory
         factory.stop_all()
 
 
-@pytest.fixture
-def proxy() -> Iterator[Callable[..., Any]]:
-    """Factory: ``p = proxy(svc)`` puts a fault proxy in front of a service (or a port); use ``p.url``."""
-    from ..faults.toxics import Proxy
-
-    made: list[Proxy] = []
-
-    def start(upstream: Any, **options: Any) -> Proxy:
-        made.append(Proxy(upstream, **options))
-        return made[-1]
-
-    try:
-        yield start
-    finally:
-        for p in reversed(made):
-            p.close()
-
-
-@pytest.fixture
-def netns() -> Iterator[Any]:
-    """A fresh network namespace with loopback up; skipped (with the reason) without root or nftables."""
-    from ..faults.netns import NetNamespace
-
-    why = NetNamespace.unavailable()
-    if why:
-        pytest.skip(f"netns: {why}")
-    namespace = NetNamespace().create()
-    try:
-        yield namespace
-    finally:
-        namespace.delete()
-
-
-def _datastore(make: Callable[[], Any]) -> Any:
+def _datastore(make: Callable[[], T]) -> T:
     """Build a datastore target; a missing binary or client library is a skip that names the package."""
     from ..load.stores import StoreError
     from .datastores import MissingBinary
@@ -178,13 +193,13 @@ def _datastore(make: Callable[[], Any]) -> Any:
 
 
 @pytest.fixture
-def redis_server(service: ServiceFactory, tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Any]:
+def redis_server(service: ServiceFactory, tmp_path_factory: pytest.TempPathFactory) -> RedisServerFactory:
     """Factory: ``redis = redis_server(persistence="aof-always")`` (``aof-everysec``, ``rdb``, ``none``).
 
     A supervised ``redis-server`` (Debian package redis-server), ready when ``PING`` answers.
     """
 
-    def start(**options: Any) -> Any:
+    def start(**options: Any) -> RedisServer:
         from .datastores.redis import RedisServer
 
         data = tmp_path_factory.mktemp("redis")
@@ -194,15 +209,15 @@ def redis_server(service: ServiceFactory, tmp_path_factory: pytest.TempPathFacto
 
 
 @pytest.fixture
-def postgres_server(service: ServiceFactory) -> Iterator[Callable[..., Any]]:
+def postgres_server(service: ServiceFactory) -> Iterator[PostgresServerFactory]:
     """Factory: ``pg = postgres_server(synchronous_commit="on", wal_writer_delay="200ms")``.
 
     initdb in a temporary directory, run as an unprivileged account when pytest is root,
     ready when a real query answers (Debian package postgresql, client psycopg).
     """
-    made: list[Any] = []
+    made: list[PostgresServer] = []
 
-    def start(**options: Any) -> Any:
+    def start(**options: Any) -> PostgresServer:
         from .datastores.postgres import PostgresServer
 
         server = _datastore(lambda: PostgresServer(service, **options))
@@ -217,13 +232,13 @@ def postgres_server(service: ServiceFactory) -> Iterator[Callable[..., Any]]:
 
 
 @pytest.fixture
-def etcd_cluster(service: ServiceFactory, tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Any]:
+def etcd_cluster(service: ServiceFactory, tmp_path_factory: pytest.TempPathFactory) -> EtcdClusterFactory:
     """Factory: ``cluster = etcd_cluster(nodes=3, election="500ms")``, started together, ready at quorum.
 
     ``faults.kill(cluster.leader)`` kills the leader (Debian package etcd-server).
     """
 
-    def start(**options: Any) -> Any:
+    def start(**options: Any) -> EtcdCluster:
         from .datastores.etcd import EtcdCluster
 
         data = tmp_path_factory.mktemp("etcd")
@@ -233,13 +248,13 @@ def etcd_cluster(service: ServiceFactory, tmp_path_factory: pytest.TempPathFacto
 
 
 @pytest.fixture
-def haproxy_server(service: ServiceFactory, tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Any]:
+def haproxy_server(service: ServiceFactory, tmp_path_factory: pytest.TempPathFactory) -> HAProxyFactory:
     """Factory: ``lb = haproxy_server([web1, web2], inter="200ms", fall=3, redispatch=True)``.
 
     A supervised HAProxy in front of the backends (services or ports; Debian package haproxy).
     """
 
-    def start(backends: Any, **options: Any) -> Any:
+    def start(backends: Sequence[Any], **options: Any) -> HAProxy:
         from .datastores.haproxy import HAProxy
 
         data = tmp_path_factory.mktemp("haproxy")

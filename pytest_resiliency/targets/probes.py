@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..probes import Probe, ProbeFailed
+from ..probes.base import Probe, ProbeFailed
 from .process import ProcessTarget, TargetError, status
 
 __all__ = ["process"]

@@ -21,6 +21,7 @@ import json
 import os
 import pwd
 import re
+import shlex
 import signal as _signal
 import socket
 import subprocess
@@ -30,10 +31,15 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypedDict
 
 from .. import probes as _probes
-from ..budget import BudgetError, parse_duration
+from .. import waiting
+from ..errors import ConfigError, TargetError
+from ..host import free_port as free_port  # re-exported: it was defined here
+from ..host import tail_text
+from ..validate import count, duration, one_of
+from ..validate import port as valid_port
 from . import supervisor as _supervisor
 
 POLICIES = _supervisor.POLICIES
@@ -44,21 +50,50 @@ _PORT_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 Check = str | int | _probes.Probe | Callable[[], Any]
 
 
-class ServiceError(RuntimeError):
+class Named(Protocol):
+    """Anything with a ``name``: a network namespace object is accepted where its name is."""
+
+    @property
+    def name(self) -> str: ...
+
+
+class PassThroughOptions(TypedDict, total=False):
+    """The :class:`Service` keywords a datastore target passes on to its service unchanged."""
+
+    log_tail: int
+    env: Mapping[str, str] | None
+    cwd: str | os.PathLike[str] | None
+    restart: str
+    backoff: float
+    max_restart_delay: float | str
+    max_restarts: int | None
+    start_timeout: float | str
+    stop_timeout: float | str
+    log_dir: str | os.PathLike[str] | None
+    netns: str | Named | None
+
+
+class ServiceOptions(PassThroughOptions, total=False):
+    """Every keyword of :class:`Service` (the ``service`` fixture takes them after the command)."""
+
+    name: str | None
+    port: int | None
+    health: Check | None
+    ready: Check | None
+    ports: Mapping[str, int | None] | Sequence[str] | None
+    user: str | int | None
+    files: Mapping[str | os.PathLike[str], str] | None
+    stop_signal: int | str
+    restart_delay: float | str
+
+
+class ServiceError(TargetError):
     """A service could not be configured, started or made healthy; the message says why."""
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port nobody listens on right now (the kernel picks it)."""
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
 
 
 def check_port_free(port: int, host: str = "127.0.0.1", what: str = "port") -> None:
     """Raise a clear error when ``port`` is invalid or already bound on ``host``."""
-    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
-        raise ServiceError(f"{what} {port!r} must be an integer between 1 and 65535 (or None for a free one)")
+    port = valid_port(port, what)
     with socket.socket() as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
@@ -72,10 +107,7 @@ def check_port_free(port: int, host: str = "127.0.0.1", what: str = "port") -> N
 
 
 def _duration(value: float | str, name: str) -> float:
-    try:
-        return parse_duration(value, name)
-    except BudgetError as exc:
-        raise ServiceError(str(exc)) from None
+    return duration(value, name)
 
 
 @dataclass(frozen=True)
@@ -93,7 +125,7 @@ def resolve_user(user: str | int) -> Account:
     try:
         entry = pwd.getpwuid(user) if isinstance(user, int) and not isinstance(user, bool) else pwd.getpwnam(str(user))
     except (KeyError, TypeError):
-        raise ServiceError(f"user={user!r} is not an account on this machine (a user name or a numeric uid)") from None
+        raise ConfigError(f"user={user!r} is not an account on this machine (a user name or a numeric uid)") from None
     if os.geteuid() != 0 and entry.pw_uid != os.geteuid():
         raise ServiceError(
             f"user={user!r}: dropping privileges to another account needs root (we are uid {os.geteuid()})"
@@ -149,21 +181,21 @@ class Service:
         log_dir: str | os.PathLike[str] | None = None,
         netns: str | None = None,
     ) -> None:
-        argv = command.split() if isinstance(command, str) else list(command)
+        try:  # a string is split like a shell would (quotes kept together), never run by one
+            argv = shlex.split(command) if isinstance(command, str) else list(command)
+        except ValueError as exc:
+            raise ConfigError(f"service command {command!r} cannot be split into arguments: {exc}") from None
         if not argv or not all(isinstance(a, str) for a in argv):
-            raise ServiceError(f"service command must be a non-empty string or list of strings, got {command!r}")
-        if restart not in POLICIES:
-            raise ServiceError(f"restart={restart!r} is not a restart policy; accepted: {', '.join(POLICIES)}")
+            raise ConfigError(f"service command must be a non-empty string or list of strings, got {command!r}")
+        one_of(restart, "restart", POLICIES)
         if isinstance(backoff, bool) or not isinstance(backoff, (int, float)) or backoff < 1:
-            raise ServiceError(f"backoff={backoff!r} must be a number >= 1 (1 = constant restart delay)")
-        if max_restarts is not None and (not isinstance(max_restarts, int) or max_restarts < 0):
-            raise ServiceError(f"max_restarts={max_restarts!r} must be a whole number >= 0 or None")
+            raise ConfigError(f"backoff={backoff!r} must be a number >= 1 (1 = constant restart delay)")
+        if max_restarts is not None:
+            count(max_restarts, "max_restarts", 0)
         if cwd is not None and not Path(cwd).is_dir():
-            raise ServiceError(f"cwd={str(cwd)!r} is not a directory")
+            raise ConfigError(f"cwd={str(cwd)!r} is not a directory")
         self.name = name or Path(argv[0]).name
-        if isinstance(log_tail, bool) or not isinstance(log_tail, int) or log_tail < 1:
-            raise ServiceError(f"log_tail={log_tail!r} must be a whole number of lines >= 1")
-        self.log_tail_lines = log_tail
+        self.log_tail_lines = count(log_tail, "log_tail", 1)
         self.stop_signal = _signal_number(stop_signal)
         self.account = resolve_user(user) if user is not None else None
         templates = [*argv, *(str(v) for v in (env or {}).values()), *(files or {}).values()]
@@ -178,7 +210,7 @@ class Service:
         self.ports: dict[str, int] = self._named_ports(ports, netns)
         unknown = sorted(n for n in used if n is not None and n not in self.ports)
         if unknown:
-            raise ServiceError(
+            raise ConfigError(
                 f"{{port:{unknown[0]}}} names no port of service {self.name!r}; "
                 f"declare it with ports=[{unknown[0]!r}] (declared: {sorted(self.ports) or 'none'})"
             )
@@ -212,12 +244,12 @@ class Service:
         if ports is None:
             return {}
         if isinstance(ports, str):
-            raise ServiceError(f"ports={ports!r} must be a list of names or a mapping of name to port (or None)")
+            raise ConfigError(f"ports={ports!r} must be a list of names or a mapping of name to port (or None)")
         wanted: Mapping[str, int | None] = ports if isinstance(ports, Mapping) else dict.fromkeys(ports)
         chosen: dict[str, int] = {}
         for key, number in wanted.items():
             if not isinstance(key, str) or not _PORT_NAME.match(key):
-                raise ServiceError(
+                raise ConfigError(
                     f"ports: name {key!r} must be a word (letters, digits, _ and -), used as {{port:NAME}}"
                 )
             if number is None:
@@ -236,7 +268,7 @@ class Service:
             if name is None:
                 return str(self.port or "")
             if name not in self.ports:
-                raise ServiceError(f"{{port:{name}}} names no port of service {self.name!r}; declare it with ports=")
+                raise ConfigError(f"{{port:{name}}} names no port of service {self.name!r}; declare it with ports=")
             return str(self.ports[name])
 
         return _PLACEHOLDER.sub(one, text)
@@ -246,7 +278,7 @@ class Service:
         if check is None:
             return None
         if isinstance(check, bool):
-            raise ServiceError(f"{what}={check!r}: use {accepted}")
+            raise ConfigError(f"{what}={check!r}: use {accepted}")
         if isinstance(check, int):
             return _probes.tcp("127.0.0.1", check, name=f"{self.name} tcp :{check}")
         if isinstance(check, str):
@@ -256,10 +288,10 @@ class Service:
             found = re.fullmatch(r"tcp://([^:/]+):(\d+)/?", url)
             if found:
                 return _probes.tcp(found.group(1), int(found.group(2)), name=f"{self.name} {url}")
-            raise ServiceError(f"{what}={check!r}: a string check must be an http(s):// URL or tcp://HOST:PORT")
+            raise ConfigError(f"{what}={check!r}: a string check must be an http(s):// URL or tcp://HOST:PORT")
         if callable(check):
             return _probes.as_probe(check)
-        raise ServiceError(f"{what}={check!r}: use {accepted}")
+        raise ConfigError(f"{what}={check!r}: use {accepted}")
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -496,18 +528,22 @@ class Service:
         the line is the better truth, and the datastore targets parse it.
         """
         seconds = _duration(timeout, "timeout")
-        deadline = time.monotonic() + seconds
         position = since
-        while True:
+
+        def next_match() -> LogLine | None:
+            nonlocal position
             for line in self.log_lines(pattern, position):
                 return line
             position = max(position, self._complete_lines_end(position))
-            if time.monotonic() >= deadline:
-                raise ServiceError(
-                    f"service {self.name!r}: no log line matching {getattr(pattern, 'pattern', pattern)!r} "
-                    f"within {seconds:g}s; log tail:\n{self.log_tail()}"
-                )
-            time.sleep(LOG_POLL)
+            return None
+
+        found = waiting.poll(next_match, seconds, LOG_POLL)
+        if found is None:
+            raise ServiceError(
+                f"service {self.name!r}: no log line matching {getattr(pattern, 'pattern', pattern)!r} "
+                f"within {seconds:g}s; log tail:\n{self.log_tail()}"
+            )
+        return found
 
     def _complete_lines_end(self, since: int) -> int:
         try:
@@ -520,16 +556,7 @@ class Service:
 
     def log_tail(self, lines: int | None = None) -> str:
         """The last ``lines`` lines (default ``log_tail=``, 40) of the service's log (stdout and stderr)."""
-        lines = self.log_tail_lines if lines is None else lines
-        try:
-            with open(self.log_path, "rb") as handle:
-                handle.seek(0, os.SEEK_END)
-                size = handle.tell()
-                handle.seek(max(0, size - 64 * 1024))
-                text = handle.read().decode(errors="replace")
-        except OSError:
-            return ""
-        return "\n".join(text.splitlines()[-lines:])
+        return tail_text(self.log_path, self.log_tail_lines if lines is None else lines)
 
     def __repr__(self) -> str:
         return f"<Service {self.name} pid={self.pid} port={self.port} restart={self.restart}>"
@@ -540,10 +567,10 @@ def _signal_number(value: int | str) -> int:
         name = value.upper() if value.upper().startswith("SIG") else f"SIG{value.upper()}"
         number = getattr(_signal, name, None)
         if not isinstance(number, int):
-            raise ServiceError(f"stop_signal={value!r} is not a signal name (e.g. 'SIGTERM', 'SIGINT')")
+            raise ConfigError(f"stop_signal={value!r} is not a signal name (e.g. 'SIGTERM', 'SIGINT')")
         return int(number)
     if isinstance(value, bool) or not isinstance(value, int) or not 0 < value < 65:
-        raise ServiceError(f"stop_signal={value!r} must be a signal name or number")
+        raise ConfigError(f"stop_signal={value!r} must be a signal name or number")
     return int(value)
 
 
@@ -569,15 +596,15 @@ class ServiceGroup:
         start_timeout: float | str = 30.0,
     ) -> None:
         if not members or not all(isinstance(m, Service) for m in members):
-            raise ServiceError(f"service group {name!r} needs a non-empty list of services, got {members!r}")
+            raise ConfigError(f"service group {name!r} needs a non-empty list of services, got {members!r}")
         names = [m.name for m in members]
         if len(set(names)) != len(names):
-            raise ServiceError(f"service group {name!r}: member names must be unique, got {names}")
+            raise ConfigError(f"service group {name!r}: member names must be unique, got {names}")
         self.name = name
         self.members = list(members)
         self.start_timeout = _duration(start_timeout, "start_timeout")
         if ready is not None and (isinstance(ready, (str, int)) or not callable(ready)):
-            raise ServiceError(f"service group {name!r}: ready={ready!r} must be a probe or a callable")
+            raise ConfigError(f"service group {name!r}: ready={ready!r} must be a probe or a callable")
         self.ready = None if ready is None else _probes.as_probe(ready)
 
     def start(self) -> ServiceGroup:
@@ -599,9 +626,12 @@ class ServiceGroup:
         return self
 
     def _wait_group(self, deadline: float) -> None:
-        assert self.ready is not None
+        ready = self.ready
+        assert ready is not None
         last: BaseException | None = None
-        while True:
+
+        def group_ready() -> bool:
+            nonlocal last
             for member in self.members:
                 if member.gave_up:
                     raise ServiceError(
@@ -609,17 +639,18 @@ class ServiceGroup:
                         f"and will not restart; log tail:\n{member.log_tail()}"
                     )
             try:
-                self.ready()
-                return
+                ready()
             except Exception as exc:
                 last = exc
-            if time.monotonic() >= deadline:
-                tails = "\n".join(f"--- {m.name} ---\n{m.log_tail(15)}" for m in self.members)
-                raise ServiceError(
-                    f"service group {self.name!r} did not become ready within {self.start_timeout:g}s "
-                    f"({type(last).__name__}: {last}); log tails:\n{tails}"
-                )
-            time.sleep(0.05)
+                return False
+            return True
+
+        if not waiting.until(group_ready, max(0.0, deadline - time.monotonic()), 0.05):
+            tails = "\n".join(f"--- {m.name} ---\n{m.log_tail(15)}" for m in self.members)
+            raise ServiceError(
+                f"service group {self.name!r} did not become ready within {self.start_timeout:g}s "
+                f"({type(last).__name__}: {last}); log tails:\n{tails}"
+            )
 
     def stop(self) -> None:
         """Stop every member (safe to call twice)."""

@@ -19,8 +19,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ...errors import TargetError
 
-class MissingBinary(RuntimeError):
+
+class MissingBinary(TargetError):
     """A server binary is not installed; the message names the Debian package."""
 
 

@@ -17,14 +17,16 @@ import datetime as _dt
 import json
 import re
 import secrets
-import time
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
-from ...budget import parse_duration
+from ... import waiting
+from ...errors import ConfigError
+from ...host import free_port
 from ...load import classifiers, stores
-from ..service import Service, free_port
+from ...validate import count, duration
+from ..service import PassThroughOptions, Service
 from . import LogEvent, require
 
 PACKAGE = "etcd-server"
@@ -75,14 +77,13 @@ class EtcdCluster:
         name: str = "etcd",
         restart_delay: float | str = "1s",
         timeout: float = 1.0,
-        **options: Any,
+        **options: Unpack[PassThroughOptions],
     ) -> None:
-        if isinstance(nodes, bool) or not isinstance(nodes, int) or nodes < 1:
-            raise ValueError(f"etcd: nodes={nodes!r} must be a whole number >= 1 (3 or 5 for a quorum cluster)")
-        beat = round(parse_duration(heartbeat, "heartbeat") * 1000)
-        elect = round(parse_duration(election, "election") * 1000)
+        count(nodes, "etcd: nodes", 1)  # 3 or 5 for a quorum cluster
+        beat = round(duration(heartbeat, "heartbeat") * 1000)
+        elect = round(duration(election, "election") * 1000)
         if beat < 1 or elect < 5 * beat:
-            raise ValueError(
+            raise ConfigError(
                 f"etcd: election={election!r} must be at least 5 x heartbeat={heartbeat!r} (etcd's own rule)"
             )
         binary = require("etcd", PACKAGE)
@@ -164,17 +165,21 @@ class EtcdCluster:
 
     def wait_leader(self, timeout: float | str = "10s", other_than: EtcdMember | None = None) -> EtcdMember:
         """Block until the members that answer agree on a leader (not ``other_than``); return it."""
-        seconds = parse_duration(timeout, "timeout")
-        deadline = time.monotonic() + seconds
+        seconds = duration(timeout, "timeout")
         last: Exception | None = None
-        while time.monotonic() < deadline:
+
+        def new_leader() -> EtcdMember | None:
+            nonlocal last
             try:
                 leader = self.leader
-                if leader is not other_than:
-                    return leader
             except RuntimeError as exc:
                 last = exc
-            time.sleep(0.02)  # asking the members is the only way to learn of an election
+                return None
+            return leader if leader is not other_than else None
+
+        found = waiting.poll(new_leader, seconds, 0.02)  # asking the members is the only way to learn of an election
+        if found is not None:
+            return found
         raise RuntimeError(f"etcd cluster {self.name!r}: no new leader within {seconds:g}s ({last})")
 
     @property

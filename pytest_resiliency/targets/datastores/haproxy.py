@@ -23,10 +23,12 @@ import urllib.parse
 import urllib.request
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
-from ...budget import parse_duration
-from ..service import Service
+from ...errors import ConfigError
+from ...validate import count, duration, one_of
+from ...validate import port as valid_port
+from ..service import PassThroughOptions, Service
 from . import LogEvent, require
 
 PACKAGE = "haproxy"
@@ -45,9 +47,10 @@ def log_time(line: str) -> float | None:
 
 def _backend_port(backend: Any) -> int:
     port = backend.port if isinstance(backend, Service) else getattr(getattr(backend, "process", None), "port", backend)
-    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
-        raise ValueError(f"haproxy: backend {backend!r} must be a service (with a port) or a port number")
-    return port
+    try:
+        return valid_port(port, "haproxy: backend port")
+    except ConfigError:
+        raise ConfigError(f"haproxy: backend {backend!r} must be a service (with a port) or a port number") from None
 
 
 class HAProxy:
@@ -69,18 +72,16 @@ class HAProxy:
         connect_timeout: float | str = "1s",
         server_timeout: float | str = "10s",
         name: str = "haproxy",
-        **options: Any,
+        **options: Unpack[PassThroughOptions],
     ) -> None:
-        if mode not in MODES:
-            raise ValueError(f"haproxy: mode={mode!r} is not accepted; accepted: {', '.join(MODES)}")
+        one_of(mode, "haproxy: mode", MODES)
         if not backends:
-            raise ValueError("haproxy: backends=[] names no backend; pass services or ports")
-        for what, value in (("fall", fall), ("rise", rise)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"haproxy: {what}={value!r} must be a whole number >= 1")
-        inter_ms = round(parse_duration(inter, "inter") * 1000)
+            raise ConfigError("haproxy: backends=[] names no backend; pass services or ports")
+        count(fall, "haproxy: fall", 1)
+        count(rise, "haproxy: rise", 1)
+        inter_ms = round(duration(inter, "inter") * 1000)
         if inter_ms < 10:
-            raise ValueError(f"haproxy: inter={inter!r} must be at least 10ms")
+            raise ConfigError(f"haproxy: inter={inter!r} must be at least 10ms")
         binary = require("haproxy", PACKAGE)
         self.name = name
         self.backends = list(backends)
@@ -98,9 +99,9 @@ class HAProxy:
             "defaults",
             f"    mode {mode}",
             "    log global",
-            f"    timeout connect {round(parse_duration(connect_timeout, 'connect_timeout') * 1000)}ms",
+            f"    timeout connect {round(duration(connect_timeout, 'connect_timeout') * 1000)}ms",
             "    timeout client 30s",
-            f"    timeout server {round(parse_duration(server_timeout, 'server_timeout') * 1000)}ms",
+            f"    timeout server {round(duration(server_timeout, 'server_timeout') * 1000)}ms",
             f"    retries {retry_count}",
         ]
         if redispatch:

@@ -24,11 +24,12 @@ import subprocess
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
-from ...budget import parse_duration
+from ...errors import ConfigError
 from ...load import classifiers, stores
-from ..service import Account, Service, give_to, resolve_user
+from ...validate import duration
+from ..service import Account, PassThroughOptions, Service, give_to, resolve_user
 from . import LogEvent, log_events, require
 
 PACKAGE = "postgresql"
@@ -80,16 +81,16 @@ class PostgresServer:
         restart_delay: float | str = "200ms",
         table: str = "resiliency_ledger",
         timeout: float = 2.0,
-        **options: Any,
+        **options: Unpack[PassThroughOptions],
     ) -> None:
         if synchronous_commit not in SYNCHRONOUS_COMMIT:
-            raise ValueError(
+            raise ConfigError(
                 f"postgres: synchronous_commit={synchronous_commit!r} is not accepted; "
                 f"accepted: {', '.join(SYNCHRONOUS_COMMIT)}"
             )
-        delay_ms = round(parse_duration(wal_writer_delay, "wal_writer_delay") * 1000)
+        delay_ms = round(duration(wal_writer_delay, "wal_writer_delay") * 1000)
         if not 1 <= delay_ms <= 10000:
-            raise ValueError(f"postgres: wal_writer_delay={wal_writer_delay!r} must be between 1ms and 10s")
+            raise ConfigError(f"postgres: wal_writer_delay={wal_writer_delay!r} must be between 1ms and 10s")
         self.initdb = require("initdb", PACKAGE, BIN_DIRS)
         binary = require("postgres", PACKAGE, BIN_DIRS)
         self.account = resolve_user(user) if user is not None else default_account()

@@ -18,10 +18,11 @@ import datetime as _dt
 import re
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
+from ...errors import ConfigError
 from ...load import classifiers, stores
-from ..service import Service
+from ..service import PassThroughOptions, Service
 from . import LogEvent, log_events, require
 
 PERSISTENCE = ("aof-always", "aof-everysec", "rdb", "none")
@@ -58,12 +59,12 @@ class RedisServer:
         restart_delay: float | str = "200ms",
         config: dict[str, str] | None = None,
         timeout: float = 2.0,
-        **options: Any,
+        **options: Unpack[PassThroughOptions],
     ) -> None:
         if persistence not in PERSISTENCE:
-            raise ValueError(f"redis: persistence={persistence!r} is not a mode; accepted: {', '.join(PERSISTENCE)}")
+            raise ConfigError(f"redis: persistence={persistence!r} is not a mode; accepted: {', '.join(PERSISTENCE)}")
         if isinstance(save, bool) or not isinstance(save, (int, float)) or save < 1:
-            raise ValueError(f"redis: save={save!r} must be a snapshot interval of at least 1 second")
+            raise ConfigError(f"redis: save={save!r} must be a snapshot interval of at least 1 second")
         binary = require("redis-server", PACKAGE)
         self.persistence = persistence
         self.save = int(save)
