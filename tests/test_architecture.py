@@ -12,8 +12,6 @@ import functools
 from collections.abc import Collection, Iterator, Mapping
 from pathlib import Path
 
-import pytest
-
 PACKAGE = Path(__file__).resolve().parent.parent / "pytest_resiliency"
 
 # Package-level edges that still close a cycle, each with the change that removes it. The test
