@@ -128,12 +128,12 @@ def aws_mode(config: pytest.Config) -> str:
 
 
 def header_line(config: pytest.Config, tests: int | None) -> str:
-    """One line of context for a run with resiliency tests: AWS mode (loud when real), criteria, journal."""
+    """One line of context for a run with resiliency tests: AWS mode (loud when real), criteria, undo log directory."""
     criteria = config.stash[STATE].criteria
     mode = aws_mode(config)
     aws = "AWS REAL: faults act on real resources of the allow-listed accounts" if mode == "real" else f"AWS {mode}"
     what = "" if tests is None else f"{tests} test{'s' if tests != 1 else ''}, "
     return (
         f"resiliency: {what}{aws}, recovered = {criteria.successes} successes in a row and "
-        f"{criteria.window:g}s without failure (recovery timeout {criteria.timeout:g}s), journal {journal_path()}"
+        f"{criteria.window:g}s without failure (recovery timeout {criteria.timeout:g}s), undo log {journal_path()}"
     )
