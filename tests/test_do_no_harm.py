@@ -310,7 +310,7 @@ def test_no_header_line_without_resiliency_tests_and_one_with(pytester: pytest.P
     lines = [line for line in result.stdout.lines if line.startswith("resiliency: ")]
     assert len(lines) == 1, result.stdout.str()
     assert "1 test, AWS moto" in lines[0] and "5 successes in a row and 1s without failure" in lines[0]
-    assert f"journal {os.environ.get('RESILIENCY_JOURNAL_DIR') or ''}" in lines[0]
+    assert f"undo log {os.environ.get('RESILIENCY_JOURNAL_DIR') or ''}" in lines[0]
 
 
 def test_real_aws_mode_is_announced_before_anything_runs(pytester: pytest.Pytester) -> None:
