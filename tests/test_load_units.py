@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from pytest_resiliency.errors import ConfigError
 from pytest_resiliency.load.ingest import Ingest
 from pytest_resiliency.load.records import (
     FRAME_HEADER,
@@ -40,7 +41,7 @@ URL = "http://127.0.0.1:9"
         ({"workers": -1}, "workers=-1 must be a whole number >= 0"),
         ({"remote_workers": "2"}, "remote_workers='2' must be a whole number >= 0"),
         ({"duration": "soon"}, "duration"),
-        ({"duration": 0}, "duration=0 must be > 0"),
+        ({"duration": 0}, "duration=0 must be a finite duration > 0"),
         ({"request_timeout": "-1s"}, "request_timeout"),
         ({"write_path": "orders"}, "write_path='orders' must be a path starting with '/'"),
         ({"read_path": "/orders"}, "must contain '{key}'"),
@@ -56,6 +57,7 @@ def test_bad_arguments_are_clear_errors(kwargs: dict[str, object], message: str)
         make_spec(**args)  # type: ignore[arg-type]
     assert message in str(info.value)
     assert str(info.value).startswith("load: ")
+    assert isinstance(info.value, ConfigError), "a bad argument is a usage error of the one family"
 
 
 def test_rate_and_writes_belong_to_the_builtin_scenario(tmp_path: Path) -> None:

@@ -35,7 +35,7 @@ MESSAGE_TYPE = "resiliency_events"
 SCENARIO_OPTION = "--resiliency-scenario"
 CLUSTER_ENV = "RESILIENCY_CLUSTER"  # the master's settings for its workers (JSON)
 WORKER_NAME_ENV = "RESILIENCY_WORKER_NAME"
-WORKER_LOCAL_ENV = "RESILIENCY_WORKER_LOCAL"  # "1": a worker the controller started on the pytest host
+WORKER_LOCAL_ENV = "RESILIENCY_WORKER_LOCAL"  # "1": a worker the load run started on the pytest host
 WORKER_TMP_ENV = "RESILIENCY_WORKER_TMP"  # the worker's private directory for shipped locustfiles
 # Test hook: seconds added to time.time() inside a worker, to test clock-offset correction and refusal.
 CLOCK_OFFSET_ENV = "RESILIENCY_TEST_CLOCK_OFFSET"

@@ -5,9 +5,9 @@ loaded by locust only; the pytest process never imports it, because importing lo
 would monkey-patch it with gevent.
 
 Loaded through ``locustfiles/resiliency_sink.py`` (passed to ``locust -f`` before the
-scenario). In a single process and in the master it appends JSON lines to the file named
-by ``$RESILIENCY_EVENTS`` (one frame per batch, see :mod:`..records`), which pytest tails; in a worker it sends its batches
-to the master as a custom message, so workers on other hosts reach the timeline too.
+scenario). In a single process and in the master it appends its batches to the file named
+by ``$RESILIENCY_EVENTS`` (one frame each, see ``records``), which pytest follows; in a worker
+it sends them to the master as a custom message, so workers on other hosts reach the timeline too.
 
 User locustfiles mark their writes with the ledger helper::
 

@@ -3,14 +3,14 @@
 Loaded by locust only (never by pytest). The master keeps a registry of its workers from
 their ``HELLO`` (name, host, versions) and from every message they send; a worker silent
 for ``missing_after`` seconds, marked missing by locust, or gone from the master's clients
-is reported as a meta record the controller turns into a timeline mark and a test error.
+is reported as a meta record the load run (pytest side) turns into a timeline mark and a test error.
 
 Clock offsets are measured like NTP: the master sends ``PING(t0)``, the worker answers
 with its own time ``tw``, the master reads ``t1`` on receipt. The worker's offset is
 ``tw - (t0 + t1) / 2``, exact to within half the round trip, whatever the delays of each
 direction. The sample with the shortest round trip of the last few is applied to every
 timestamp the worker sends before it is written, and its half round trip is the residual
-uncertainty reported with it. Workers the controller started on the pytest host share its
+uncertainty reported with it. Workers the load run started on the pytest host share its
 clock and are not corrected.
 """
 
