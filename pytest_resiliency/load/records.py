@@ -68,7 +68,8 @@ _NOT_SENT = (
 _ERROR_PATTERNS = (
     (("Connection refused", "Errno 111"), "ConnectionRefusedError"),
     (("reset by peer", "Errno 104", "ConnectionResetError"), "ConnectionResetError"),
-    (("RemoteDisconnected", "without response", "Connection aborted"), "RemoteDisconnected"),
+    # requests' RemoteDisconnected; geventhttpclient's (FastHttpUser) HTTPConnectionClosed
+    (("RemoteDisconnected", "without response", "Connection aborted", "HTTPConnectionClosed"), "RemoteDisconnected"),
     (("ConnectTimeout",), "ConnectTimeout"),
     (("ReadTimeout", "timed out", "TimeoutError"), "Timeout"),
     (("Broken pipe", "Errno 32"), "BrokenPipeError"),
@@ -95,6 +96,9 @@ def error_name(exc: BaseException | str | None) -> str | None:
     if isinstance(exc, str):
         return exc[:80]
     name = type(exc).__name__
+    code = getattr(exc, "code", None)
+    if name.endswith("BadStatusCode") and isinstance(code, int):  # FastHttpUser's non-2xx answer
+        return f"HTTP {code}"
     text = _chain(exc)
     if name in ("HTTPError", "CatchResponseError"):
         found = _HTTP_STATUS.search(str(exc))
