@@ -63,6 +63,7 @@ from locust import {base}, constant, task
 from pytest_resiliency.load.sink import ledger
 
 REFUSED = "http://127.0.0.1:{closed}/orders"
+UNREACHED = "http://127.0.0.1:{full}/orders"  # a listener whose backlog is full: connecting times out
 
 
 class Shapes({base}):
@@ -71,15 +72,22 @@ class Shapes({base}):
 
     @task
     def shapes(self):
-        for path in ("/ok", "/busy", "/close", "/slow", REFUSED):
-            kind = path.rsplit("/", 1)[-1] if path != REFUSED else "refused"
+        for path in ("/ok", "/busy", "/close", "/slow", REFUSED, UNREACHED):
+            kind = {{REFUSED: "refused", UNREACHED: "unreached"}}.get(path) or path.rsplit("/", 1)[-1]
             key = ledger.new_key(kind)
             with self.client.post(path, data="{{}}", name=kind, catch_response=True{timeout_kw}) as response:
                 ledger.from_response(key, response)
         self.client.post("/busy", data="{{}}", name="plain-busy"{timeout_kw})  # locust's own failure, no ledger
 """
 
-EXPECTED_STATUS = {"ok": "ok", "busy": "fail", "close": "indeterminate", "slow": "indeterminate", "refused": "fail"}
+EXPECTED_STATUS = {
+    "ok": "ok",
+    "busy": "fail",
+    "close": "indeterminate",  # the request was sent: it may have been applied
+    "slow": "indeterminate",
+    "refused": "fail",
+    "unreached": "fail",  # the connection was never made: nothing was sent
+}
 EXPECTED_ERROR = {
     "POST ok": "",
     "POST busy": "HTTP 503",
@@ -87,6 +95,7 @@ EXPECTED_ERROR = {
     "POST close": "RemoteDisconnected",
     "POST slow": "Timeout",
     "POST refused": "ConnectionRefusedError",
+    "POST unreached": "ConnectTimeout",
 }
 
 
@@ -96,17 +105,42 @@ def _closed_port() -> int:
         return int(s.getsockname()[1])
 
 
+@pytest.fixture
+def full_backlog() -> Iterator[int]:
+    """A port that never completes a connection: a listener that accepts nothing, its backlog filled."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = int(listener.getsockname()[1])
+    fillers = []
+    for _ in range(3):
+        filler = socket.socket()
+        filler.setblocking(False)
+        filler.connect_ex(("127.0.0.1", port))
+        fillers.append(filler)
+    probe = socket.socket()
+    probe.settimeout(CLIENT_TIMEOUT)
+    with pytest.raises(TimeoutError):  # the premise: connecting to it times out
+        probe.connect(("127.0.0.1", port))
+    probe.close()
+    yield port
+    for s in [*fillers, listener]:
+        s.close()
+
+
 @pytest.mark.parametrize("base", ["FastHttpUser", "HttpUser"])
 def test_both_http_clients_give_the_same_error_names_and_ledger(
-    base: str, shapes: str, load: Any, experiment: Experiment, tmp_path: Path
+    base: str, shapes: str, full_backlog: int, load: Any, experiment: Experiment, tmp_path: Path
 ) -> None:
     locustfile = tmp_path / "shapes.py"
     timeout_kw = f", timeout={CLIENT_TIMEOUT}" if base == "HttpUser" else ""
     locustfile.write_text(
-        LOCUSTFILE.format(base=base, closed=_closed_port(), timeout=CLIENT_TIMEOUT, timeout_kw=timeout_kw)
+        LOCUSTFILE.format(
+            base=base, closed=_closed_port(), full=full_backlog, timeout=CLIENT_TIMEOUT, timeout_kw=timeout_kw
+        )
     )
     traffic = load(shapes, users=1, locustfile=locustfile)
-    assert traffic.ingest.wait(lambda: sum(traffic.ingest.writes.values()) >= 10, 30), traffic.stats()
+    assert traffic.ingest.wait(lambda: sum(traffic.ingest.writes.values()) >= 12, 30), traffic.stats()
     traffic.stop()
     evidence = experiment.timeline.snapshot()
     statuses: dict[str, set[str]] = {}

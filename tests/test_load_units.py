@@ -109,6 +109,27 @@ def test_write_classification_follows_jepsen() -> None:
     ]  # fmt: skip
 
 
+def _raised_in(function: str) -> BaseException:
+    """A socket timeout raised inside a function of that name (as geventhttpclient's frames are named)."""
+    namespace: dict[str, object] = {}
+    exec(f"def {function}():\n    raise TimeoutError('timed out')", namespace)
+    try:
+        namespace[function]()  # type: ignore[operator]
+    except TimeoutError as exc:
+        return exc
+    raise AssertionError("unreachable")
+
+
+def test_a_timeout_while_connecting_is_a_connect_timeout_never_sent() -> None:
+    connecting = _raised_in("_create_socket")
+    assert (error_name(connecting), write_status_for_error(connecting)) == ("ConnectTimeout", "fail")
+    waiting = _raised_in("_read_headers")
+    assert (error_name(waiting), write_status_for_error(waiting)) == ("Timeout", "indeterminate")
+    wrapped = RuntimeError("retries exceeded")  # geventhttpclient's RetriesExceeded keeps the cause as .original
+    wrapped.original = connecting  # type: ignore[attr-defined]
+    assert write_status_for_error(wrapped) == "fail"
+
+
 def _frame(*records: list[object]) -> bytes:
     return encode_frame(list(records))
 

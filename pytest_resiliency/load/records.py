@@ -86,6 +86,26 @@ def _chain(exc: BaseException) -> str:
     return " | ".join(parts)
 
 
+# geventhttpclient (FastHttpUser) raises a bare socket timeout whether the connection was never
+# made or the answer never came; the frames it was raised through tell which.
+_CONNECT_FRAMES = frozenset({"_create_socket", "_connect_socket", "create_connection"})
+
+
+def _connecting(exc: BaseException) -> bool:
+    """The failure happened while connecting: nothing of the request was sent."""
+    seen, current = 0, exc
+    while current is not None and seen < 5:
+        tb = current.__traceback__
+        while tb is not None:
+            if tb.tb_frame.f_code.co_name in _CONNECT_FRAMES:
+                return True
+            tb = tb.tb_next
+        original = getattr(current, "original", None)  # geventhttpclient's RetriesExceeded
+        seen += 1
+        current = original if isinstance(original, BaseException) else current.__cause__ or current.__context__
+    return False
+
+
 def error_name(exc: BaseException | str | None) -> str | None:
     """A short, low-cardinality name for a failure (``HTTP 503``, ``ConnectionRefusedError``).
 
@@ -108,7 +128,7 @@ def error_name(exc: BaseException | str | None) -> str | None:
             return str(exc)[:80] or name
     for needles, label in _ERROR_PATTERNS:
         if any(n in text for n in needles):
-            return label
+            return "ConnectTimeout" if label == "Timeout" and _connecting(exc) else label
     return name
 
 
@@ -118,8 +138,10 @@ def write_status_for_error(exc: BaseException | str) -> str:
     A reset or a timeout after the request was sent may or may not have been applied:
     Jepsen's rule is to never count such a write as lost.
     """
-    text = exc if isinstance(exc, str) else _chain(exc)
-    return "fail" if any(n in text for n in _NOT_SENT) else "indeterminate"
+    if isinstance(exc, str):
+        return "fail" if any(n in exc for n in _NOT_SENT) else "indeterminate"
+    text = _chain(exc)
+    return "fail" if any(n in text for n in _NOT_SENT) or _connecting(exc) else "indeterminate"
 
 
 def write_status_for_http(status: int) -> str:
