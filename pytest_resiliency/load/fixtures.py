@@ -103,14 +103,13 @@ def pytest_configure(config: pytest.Config) -> None:
         seconds = default
         name = "--" + option.replace("_", "-")
         if value is not None:
-            from ..budget import BudgetError, parse_duration  # only when set: start-up stays light
+            from .. import validate
+            from ..errors import ConfigError
 
             try:
-                seconds = parse_duration(value, name)
-            except BudgetError as exc:
+                seconds = validate.duration(value, name, positive=True)
+            except ConfigError as exc:
                 raise pytest.UsageError(str(exc)) from None
-            if seconds <= 0:
-                raise pytest.UsageError(f"{name}={value!r} must be > 0 (e.g. 10s, 500ms)")
         config.stash[key] = seconds
 
 

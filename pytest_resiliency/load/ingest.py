@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from ..timeline import Timeline
@@ -92,7 +93,7 @@ class Ingest:
             self._changed.notify_all()
         return len(records)
 
-    def wait(self, predicate: Any, timeout: float) -> bool:
+    def wait(self, predicate: Callable[[], bool], timeout: float) -> bool:
         """Block until ``predicate()`` holds (re-checked on every batch) or ``timeout`` passes."""
         with self._changed:
             return bool(self._changed.wait_for(predicate, timeout))
