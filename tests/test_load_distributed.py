@@ -30,8 +30,8 @@ from load_hosts import LoadHost, NamespaceError, TimedOrders, make_hosts, unavai
 from load_servers import OrdersServer
 
 from pytest_resiliency.experiment import Experiment
-from pytest_resiliency.load.run import LoadRun
 from pytest_resiliency.load.records import CLOCK_OFFSET_ENV
+from pytest_resiliency.load.run import LoadRun
 from pytest_resiliency.load.spec import LoadError, make_spec
 
 pytestmark = pytest.mark.slow

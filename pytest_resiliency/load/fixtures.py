@@ -159,9 +159,7 @@ def load(
             from .errors import LoadConfigError
 
             accepted = ", ".join(p for p in inspect.signature(LoadFactory.__call__).parameters if p != "self")
-            raise LoadConfigError(
-                f"load: unexpected keyword argument {next(iter(unknown))!r}; accepted: {accepted}"
-            )
+            raise LoadConfigError(f"load: unexpected keyword argument {next(iter(unknown))!r}; accepted: {accepted}")
         options: dict[str, Any] = {
             "spawn_rate": spawn_rate,
             "remote_workers": remote_workers,

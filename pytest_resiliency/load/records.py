@@ -93,7 +93,8 @@ _CONNECT_FRAMES = frozenset({"_create_socket", "_connect_socket", "create_connec
 
 def _connecting(exc: BaseException) -> bool:
     """The failure happened while connecting: nothing of the request was sent."""
-    seen, current = 0, exc
+    seen = 0
+    current: BaseException | None = exc
     while current is not None and seen < 5:
         tb = current.__traceback__
         while tb is not None:
