@@ -3,7 +3,7 @@
 A :class:`LoadRun` starts locust out of process (:mod:`.processes`; locust is never imported
 here: it monkey-patches the interpreter with gevent, which deadlocks pytest and kills xdist
 workers), follows the sink's events into the experiment's timeline (:mod:`.tail`,
-:mod:`.ingest`), watches the workers of a distributed run (:mod:`.workers`), and answers for
+:mod:`.ingest`), watches the workers of a distributed run (:mod:`.roster`), and answers for
 the load: wait for it, read its stats (:mod:`.stats`) and ledger (:mod:`.readback`), stop it.
 A sink watchdog inside locust ends the run if pytest itself dies.
 """
@@ -24,10 +24,10 @@ from .ingest import Ingest
 from .processes import DEFAULT_GRACE, LocustProcesses, locust_environment
 from .readback import HttpReadBack
 from .records import CLUSTER_ENV, WORKER_LOCAL_ENV, WORKER_NAME_ENV
+from .roster import WorkerRoster, master_port
 from .spec import LoadSpec, checked
 from .stats import live_stats, locust_stats
 from .tail import EventsTail
-from .workers import WorkerRoster, master_port
 
 if TYPE_CHECKING:
     import subprocess

@@ -1,4 +1,4 @@
-"""The workers of a distributed load, as seen from pytest: who joined, who was lost, their clocks.
+"""The roster of a distributed load, as seen from pytest: who joined, who was lost, their clocks.
 
 The locust master (its sink, :mod:`.sink.cluster`) reports its workers as meta records on
 the events stream: joined, missing, quit, back, refused, and clock offsets. The roster
