@@ -202,6 +202,25 @@ def _rate(json_file: Path) -> tuple[float, int]:
     return total / span, total
 
 
+def _per_second(json_file: Path) -> dict[int, int]:
+    """Requests started in each whole second, from locust's stats."""
+    counts: dict[int, int] = {}
+    for entry in json.loads(json_file.read_text()):
+        for second, n in entry["num_reqs_per_sec"].items():
+            counts[int(second)] = counts.get(int(second), 0) + int(n)
+    return counts
+
+
+def _overlap_rates(*json_files: Path) -> list[float]:
+    """Each run's requests/s over the whole seconds when all of them were under way (edges dropped)."""
+    series = [_per_second(f) for f in json_files]
+    shared = set.intersection(*(set(s) for s in series))
+    inner = sorted(t for t in shared if t - 1 in shared and t + 1 in shared)  # no partial first/last second
+    if not inner:
+        raise SystemExit("bench_load: the side-by-side runs did not overlap; use a longer --seconds")
+    return [sum(s[t] for t in inner) / len(inner) for s in series]
+
+
 class PlainRun:
     """One headless ``locust`` process started directly (no controller), optionally with the sink's events file."""
 
@@ -269,18 +288,26 @@ class FixtureRun:
         return json_file
 
 
-def side_by_side(*runs: PlainRun | FixtureRun) -> list[tuple[float, float]]:
-    """Runs already started, sampled until all end: per run (requests/s, CPU us per request)."""
+def side_by_side(*runs: PlainRun | FixtureRun, pin: int | None = None) -> list[tuple[float, float]]:
+    """Runs already started, sampled until all end: per run (requests/s, CPU us per request).
+
+    Several runs: each one's rate over the seconds when all were under way.
+
+    ``pin``: the runs' locust processes share that one CPU, so each gets the same share of the
+    same core, whatever else the machine runs: their rates compare their cost per request.
+    """
+    if pin is not None:
+        for run in runs:
+            for pid in run.pids:
+                os.sched_setaffinity(pid, {pin})
     cpu: list[dict[int, float]] = [{} for _ in runs]
     while any(r.running for r in runs):
         for run, seen in zip(runs, cpu, strict=True):
             _cpu(run.pids, seen)
         time.sleep(0.1)
-    results = []
-    for run, seen in zip(runs, cpu, strict=True):
-        rate, total = _rate(run.finish())
-        results.append((rate, sum(seen.values()) / total * 1e6))
-    return results
+    files = [run.finish() for run in runs]
+    rates = _overlap_rates(*files) if len(runs) > 1 else [_rate(files[0])[0]]
+    return [(rate, sum(seen.values()) / _rate(f)[1] * 1e6) for rate, seen, f in zip(rates, cpu, files, strict=True)]
 
 
 def bench_locust(rounds: int, seconds: int, users: int) -> None:
@@ -293,17 +320,25 @@ def bench_locust(rounds: int, seconds: int, users: int) -> None:
         sink_files = [SINK_LOCUSTFILE, HTTP_LOCUSTFILE]
         try:
             print(f"server: haproxy (1 thread) at {server.url}; {users} users per process, unpaced, {seconds}s runs")
+            everything = set(range(os.cpu_count() or 1))
             for i in range(rounds):
-                # 1. at the same time, competing for the same cores: plain FastHttpUser and the fixture's scenario
+                # Side by side: both locust processes on CPU 0, the server and this process (the
+                # fixture's ingest) on the others, so the pair gets the same share of the same core.
+                os.sched_setaffinity(server.proc.pid, everything - {0} or everything)
+                os.sched_setaffinity(0, everything - {0} or everything)
+                # 1. plain FastHttpUser and the fixture's built-in scenario
                 (plain_rps, plain_cpu), (builtin_rps, builtin_cpu) = side_by_side(
                     PlainRun(server.url, [plain_file], seconds, users, workdir),
                     FixtureRun(server.url, seconds, users, workdir),
+                    pin=0,
                 )
-                # 2. at the same time: the built-in scenario without and with the sink (+ the ingest of its events)
+                # 2. the built-in scenario without and with the sink (+ the ingest of its events, after)
                 bare = PlainRun(server.url, [HTTP_LOCUSTFILE], seconds, users, workdir)
                 sunk = PlainRun(server.url, sink_files, seconds, users, workdir, events=True)
-                (_, bare_cpu), (sunk_rps, sunk_cpu) = side_by_side(bare, sunk)
+                (_, bare_cpu), (sunk_rps, sunk_cpu) = side_by_side(bare, sunk, pin=0)
                 ingest_cpu = sunk.ingest_cpu() / _rate(sunk.out / "stats.json")[1] * 1e6
+                os.sched_setaffinity(server.proc.pid, everything)
+                os.sched_setaffinity(0, everything)
                 # 3. one after the other (each needs the whole machine): one process, two workers, plain 1 and 2
                 ((one_rps, _),) = side_by_side(FixtureRun(server.url, seconds, users, workdir))
                 ((two_rps, _),) = side_by_side(FixtureRun(server.url, seconds, users, workdir, workers=2))
