@@ -15,12 +15,15 @@ Prints (targets from issue 17):
     ``locust`` with a minimal ``FastHttpUser`` (no sink, no pacing), target >= 0.8;
   - **workers=2 / one process**: the built-in scenario with ``workers=2`` over one process,
     target >= 1.5; printed next to the same ratio for two *plain* locust processes, which is
-    what the machine itself allows at that moment;
+    what the machine itself allows at that moment, and with the CPU per request and the cores
+    the runs were granted (a shared machine grants less than two);
   - **sink + ingest**: CPU per request of locust with the sink plus the pytest-side ingest of
     its events, over locust running the same scenario without the sink, target <= +5 %.
 
 Medians over the rounds; each round's ratios are printed as well. The machine may be shared:
-the load average is printed before and after.
+the load average is printed before and after. Every locust process runs in its own session, as
+the fixture starts them: with the kernel's autogroup scheduling a session is one scheduling
+group, so a process started otherwise would get a different share of the CPU.
 """
 
 from __future__ import annotations
@@ -237,7 +240,11 @@ class PlainRun:
         if HTTP_LOCUSTFILE in files:
             scenario = {"rate": UNPACED / users, "writes": 0.3, "users": users, "single": True}
             cmd += ["--resiliency-scenario", json.dumps(scenario)]
-        self.proc = subprocess.Popen(cmd, env=env, cwd=self.out, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # Its own session, as the fixture starts locust: with the kernel's autogroup scheduling a
+        # session is one scheduling group, so both kinds of run get the same share of a CPU.
+        self.proc = subprocess.Popen(
+            cmd, env=env, cwd=self.out, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        )
 
     @property
     def pids(self) -> list[int]:
@@ -340,8 +347,8 @@ def bench_locust(rounds: int, seconds: int, users: int) -> None:
                 os.sched_setaffinity(server.proc.pid, everything)
                 os.sched_setaffinity(0, everything)
                 # 3. one after the other (each needs the whole machine): one process, two workers, plain 1 and 2
-                ((one_rps, _),) = side_by_side(FixtureRun(server.url, seconds, users, workdir))
-                ((two_rps, _),) = side_by_side(FixtureRun(server.url, seconds, users, workdir, workers=2))
+                ((one_rps, one_cpu),) = side_by_side(FixtureRun(server.url, seconds, users, workdir))
+                ((two_rps, two_cpu),) = side_by_side(FixtureRun(server.url, seconds, users, workdir, workers=2))
                 ((plain1_rps, _),) = side_by_side(PlainRun(server.url, [plain_file], seconds, users, workdir))
                 plain2 = side_by_side(*(PlainRun(server.url, [plain_file], seconds, users, workdir) for _ in range(2)))
                 row = {
@@ -349,6 +356,9 @@ def bench_locust(rounds: int, seconds: int, users: int) -> None:
                     "cpu plain/builtin": plain_cpu / builtin_cpu,
                     "sink": (sunk_cpu + ingest_cpu) / bare_cpu - 1,
                     "workers2/one": two_rps / one_rps,
+                    "workers2 cpu": two_cpu / one_cpu - 1,
+                    "cores one": one_rps * one_cpu / 1e6,
+                    "cores two": two_rps * two_cpu / 1e6,
                     "plain2/plain1": sum(r for r, _ in plain2) / plain1_rps,
                 }
                 rows.append(row)
@@ -358,7 +368,8 @@ def bench_locust(rounds: int, seconds: int, users: int) -> None:
                     f"built-in {builtin_rps:,.0f}/s ({builtin_cpu:.0f} us CPU/req)\n"
                     f"  together: built-in without sink {bare_cpu:.1f} us CPU/req, with sink {sunk_cpu:.1f} "
                     f"+ ingest {ingest_cpu:.1f} us CPU/req ({sunk_rps:,.0f}/s)\n"
-                    f"  in turn: built-in one process {one_rps:,.0f}/s, workers=2 {two_rps:,.0f}/s; "
+                    f"  in turn: built-in one process {one_rps:,.0f}/s ({one_cpu:.0f} us CPU/req), "
+                    f"workers=2 {two_rps:,.0f}/s ({two_cpu:.0f} us CPU/req, all processes); "
                     f"plain one process {plain1_rps:,.0f}/s, two {sum(r for r, _ in plain2):,.0f}/s",
                     flush=True,
                 )
@@ -379,6 +390,11 @@ def bench_locust(rounds: int, seconds: int, users: int) -> None:
         f"  workers=2 / one process, requests/s (in turn):       {summary('workers2/one', 'x{:.2f}')}   target >= 1.5"
     )
     print(f"  the machine's ceiling: two plain locust processes / one: {summary('plain2/plain1', 'x{:.2f}')}")
+    print(f"  workers=2 vs one process, CPU per request:            {summary('workers2 cpu', '{:+.1%}')}")
+    print(
+        f"  cores the machine granted the load: one process {summary('cores one', '{:.2f}')}, "
+        f"workers=2 {summary('cores two', '{:.2f}')}"
+    )
 
 
 def main() -> None:
