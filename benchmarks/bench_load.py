@@ -15,8 +15,9 @@ Prints (targets from issue 17):
     ``locust`` with a minimal ``FastHttpUser`` (no sink, no pacing), target >= 0.8;
   - **workers=2 / one process**: the built-in scenario with ``workers=2`` over one process,
     target >= 1.5; printed next to the same ratio for two *plain* locust processes, which is
-    what the machine itself allows at that moment, and with the CPU per request and the cores
-    the runs were granted (a shared machine grants less than two);
+    what the machine itself allows at that moment, with the cores the runs were granted (a
+    shared machine grants less than two), and with what ``workers=2`` costs per request (one
+    process and ``workers=2`` together on one CPU);
   - **sink + ingest**: CPU per request of locust with the sink plus the pytest-side ingest of
     its events, over locust running the same scenario without the sink, target <= +5 %.
 
@@ -214,14 +215,25 @@ def _per_second(json_file: Path) -> dict[int, int]:
     return counts
 
 
-def _overlap_rates(*json_files: Path) -> list[float]:
-    """Each run's requests/s over the whole seconds when all of them were under way (edges dropped)."""
-    series = [_per_second(f) for f in json_files]
-    shared = set.intersection(*(set(s) for s in series))
-    inner = sorted(t for t in shared if t - 1 in shared and t + 1 in shared)  # no partial first/last second
+def _inner_seconds(*json_files: Path) -> list[int]:
+    """The whole seconds when every run was under way, without each run's partial first and last second."""
+    shared = set.intersection(*(set(_per_second(f)) for f in json_files))
+    inner = sorted(t for t in shared if t - 1 in shared and t + 1 in shared)
     if not inner:
-        raise SystemExit("bench_load: the side-by-side runs did not overlap; use a longer --seconds")
-    return [sum(s[t] for t in inner) / len(inner) for s in series]
+        raise SystemExit("bench_load: the runs did not overlap for whole seconds; use a longer --seconds")
+    return inner
+
+
+def _cpu_between(samples: list[tuple[float, float]], start: float, end: float) -> float:
+    """CPU seconds spent between two instants, interpolated from (time, cumulative CPU) samples."""
+
+    def at(t: float) -> float:
+        before = [s for s in samples if s[0] <= t] or samples[:1]
+        after = [s for s in samples if s[0] >= t] or samples[-1:]
+        (t0, c0), (t1, c1) = before[-1], after[0]
+        return c0 if t1 == t0 else c0 + (c1 - c0) * (t - t0) / (t1 - t0)
+
+    return at(end) - at(start)
 
 
 class PlainRun:
@@ -298,7 +310,8 @@ class FixtureRun:
 def side_by_side(*runs: PlainRun | FixtureRun, pin: int | None = None) -> list[tuple[float, float]]:
     """Runs already started, sampled until all end: per run (requests/s, CPU us per request).
 
-    Several runs: each one's rate over the seconds when all were under way.
+    Both over the whole seconds when every run was under way (locust's per-second counts, CPU
+    samples every 0.1 s): steady state, without any process's start-up or shut-down.
 
     ``pin``: the runs' locust processes share that one CPU, so each gets the same share of the
     same core, whatever else the machine runs: their rates compare their cost per request.
@@ -307,14 +320,22 @@ def side_by_side(*runs: PlainRun | FixtureRun, pin: int | None = None) -> list[t
         for run in runs:
             for pid in run.pids:
                 os.sched_setaffinity(pid, {pin})
-    cpu: list[dict[int, float]] = [{} for _ in runs]
+    seen: list[dict[int, float]] = [{} for _ in runs]
+    samples: list[list[tuple[float, float]]] = [[] for _ in runs]
     while any(r.running for r in runs):
-        for run, seen in zip(runs, cpu, strict=True):
-            _cpu(run.pids, seen)
+        for run, cpu, series in zip(runs, seen, samples, strict=True):
+            _cpu(run.pids, cpu)
+            series.append((time.time(), sum(cpu.values())))
         time.sleep(0.1)
     files = [run.finish() for run in runs]
-    rates = _overlap_rates(*files) if len(runs) > 1 else [_rate(files[0])[0]]
-    return [(rate, sum(seen.values()) / _rate(f)[1] * 1e6) for rate, seen, f in zip(rates, cpu, files, strict=True)]
+    inner = _inner_seconds(*files)
+    results = []
+    for json_file, series in zip(files, samples, strict=True):
+        counts = _per_second(json_file)
+        requests = sum(counts[t] for t in inner)
+        cpu = _cpu_between(series, inner[0], inner[-1] + 1)  # steady state: start-up and shut-down left out
+        results.append((requests / len(inner), cpu / requests * 1e6))
+    return results
 
 
 def bench_locust(rounds: int, seconds: int, users: int) -> None:
@@ -344,9 +365,15 @@ def bench_locust(rounds: int, seconds: int, users: int) -> None:
                 sunk = PlainRun(server.url, sink_files, seconds, users, workdir, events=True)
                 (_, bare_cpu), (sunk_rps, sunk_cpu) = side_by_side(bare, sunk, pin=0)
                 ingest_cpu = sunk.ingest_cpu() / _rate(sunk.out / "stats.json")[1] * 1e6
+                # 3. one process and workers=2: what the distributed run costs per request
+                (_, alone_cpu), (_, spread_cpu) = side_by_side(
+                    FixtureRun(server.url, seconds, users, workdir),
+                    FixtureRun(server.url, seconds, users, workdir, workers=2),
+                    pin=0,
+                )
                 os.sched_setaffinity(server.proc.pid, everything)
                 os.sched_setaffinity(0, everything)
-                # 3. one after the other (each needs the whole machine): one process, two workers, plain 1 and 2
+                # 4. one after the other (each needs the whole machine): one process, two workers, plain 1 and 2
                 ((one_rps, one_cpu),) = side_by_side(FixtureRun(server.url, seconds, users, workdir))
                 ((two_rps, two_cpu),) = side_by_side(FixtureRun(server.url, seconds, users, workdir, workers=2))
                 ((plain1_rps, _),) = side_by_side(PlainRun(server.url, [plain_file], seconds, users, workdir))
@@ -356,7 +383,7 @@ def bench_locust(rounds: int, seconds: int, users: int) -> None:
                     "cpu plain/builtin": plain_cpu / builtin_cpu,
                     "sink": (sunk_cpu + ingest_cpu) / bare_cpu - 1,
                     "workers2/one": two_rps / one_rps,
-                    "workers2 cpu": two_cpu / one_cpu - 1,
+                    "workers2 cpu": spread_cpu / alone_cpu - 1,
                     "cores one": one_rps * one_cpu / 1e6,
                     "cores two": two_rps * two_cpu / 1e6,
                     "plain2/plain1": sum(r for r, _ in plain2) / plain1_rps,
@@ -368,6 +395,7 @@ def bench_locust(rounds: int, seconds: int, users: int) -> None:
                     f"built-in {builtin_rps:,.0f}/s ({builtin_cpu:.0f} us CPU/req)\n"
                     f"  together: built-in without sink {bare_cpu:.1f} us CPU/req, with sink {sunk_cpu:.1f} "
                     f"+ ingest {ingest_cpu:.1f} us CPU/req ({sunk_rps:,.0f}/s)\n"
+                    f"  together: built-in one process {alone_cpu:.0f} us CPU/req, workers=2 {spread_cpu:.0f} us\n"
                     f"  in turn: built-in one process {one_rps:,.0f}/s ({one_cpu:.0f} us CPU/req), "
                     f"workers=2 {two_rps:,.0f}/s ({two_cpu:.0f} us CPU/req, all processes); "
                     f"plain one process {plain1_rps:,.0f}/s, two {sum(r for r, _ in plain2):,.0f}/s",
@@ -390,7 +418,7 @@ def bench_locust(rounds: int, seconds: int, users: int) -> None:
         f"  workers=2 / one process, requests/s (in turn):       {summary('workers2/one', 'x{:.2f}')}   target >= 1.5"
     )
     print(f"  the machine's ceiling: two plain locust processes / one: {summary('plain2/plain1', 'x{:.2f}')}")
-    print(f"  workers=2 vs one process, CPU per request:            {summary('workers2 cpu', '{:+.1%}')}")
+    print(f"  workers=2 vs one process, CPU per request (together): {summary('workers2 cpu', '{:+.1%}')}")
     print(
         f"  cores the machine granted the load: one process {summary('cores one', '{:.2f}')}, "
         f"workers=2 {summary('cores two', '{:.2f}')}"
