@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import json
+import pickle
 from pathlib import Path
 
 import pytest
 
+from pytest_resiliency.errors import ConfigError
 from pytest_resiliency.load.ingest import Ingest
-from pytest_resiliency.load.records import error_name, write_status_for_error, write_status_for_http
+from pytest_resiliency.load.records import (
+    FRAME_HEADER,
+    MAX_FRAME,
+    encode_frame,
+    error_name,
+    write_status_for_error,
+    write_status_for_http,
+)
 from pytest_resiliency.load.spec import HTTP_LOCUSTFILE, SINK_LOCUSTFILE, LoadError, make_spec
 from pytest_resiliency.timeline import Timeline
 
@@ -32,7 +41,7 @@ URL = "http://127.0.0.1:9"
         ({"workers": -1}, "workers=-1 must be a whole number >= 0"),
         ({"remote_workers": "2"}, "remote_workers='2' must be a whole number >= 0"),
         ({"duration": "soon"}, "duration"),
-        ({"duration": 0}, "duration=0 must be > 0"),
+        ({"duration": 0}, "duration=0 must be a finite duration > 0"),
         ({"request_timeout": "-1s"}, "request_timeout"),
         ({"write_path": "orders"}, "write_path='orders' must be a path starting with '/'"),
         ({"read_path": "/orders"}, "must contain '{key}'"),
@@ -48,6 +57,7 @@ def test_bad_arguments_are_clear_errors(kwargs: dict[str, object], message: str)
         make_spec(**args)  # type: ignore[arg-type]
     assert message in str(info.value)
     assert str(info.value).startswith("load: ")
+    assert isinstance(info.value, ConfigError), "a bad argument is a usage error of the one family"
 
 
 def test_rate_and_writes_belong_to_the_builtin_scenario(tmp_path: Path) -> None:
@@ -99,8 +109,29 @@ def test_write_classification_follows_jepsen() -> None:
     ]  # fmt: skip
 
 
-def _line(record: list[object]) -> bytes:
-    return json.dumps(record).encode() + b"\n"
+def _raised_in(function: str) -> BaseException:
+    """A socket timeout raised inside a function of that name (as geventhttpclient's frames are named)."""
+    namespace: dict[str, object] = {}
+    exec(f"def {function}():\n    raise TimeoutError('timed out')", namespace)
+    try:
+        namespace[function]()  # type: ignore[operator]
+    except TimeoutError as exc:
+        return exc
+    raise AssertionError("unreachable")
+
+
+def test_a_timeout_while_connecting_is_a_connect_timeout_never_sent() -> None:
+    connecting = _raised_in("_create_socket")
+    assert (error_name(connecting), write_status_for_error(connecting)) == ("ConnectTimeout", "fail")
+    waiting = _raised_in("_read_headers")
+    assert (error_name(waiting), write_status_for_error(waiting)) == ("Timeout", "indeterminate")
+    wrapped = RuntimeError("retries exceeded")  # geventhttpclient's RetriesExceeded keeps the cause as .original
+    wrapped.original = connecting  # type: ignore[attr-defined]
+    assert write_status_for_error(wrapped) == "fail"
+
+
+def _frame(*records: list[object]) -> bytes:
+    return encode_frame(list(records))
 
 
 def test_ingest_parses_batches_split_anywhere() -> None:
@@ -108,16 +139,13 @@ def test_ingest_parses_batches_split_anywhere() -> None:
     ingest = Ingest(timeline)
     stream = b"".join(
         [
-            _line(["m", "init", {"pid": 1}]),
-            _line([100.0, 0.004, 1, "GET /", None]),
-            _line([100.1, 0.002, 0, "POST /orders", "ConnectionRefusedError"]),
-            _line(["w", "k1", 100.2, 100.21, "ok"]),
-            _line(["w", "k2", 100.3, None, "fail"]),
-            _line(["w", "k3", 100.4, None, "indeterminate"]),
-            _line([100.5, 0.001, 1, "GET /", None]),
+            _frame(["m", "init", {"pid": 1}]),
+            _frame([100.0, 0.004, 1, "GET /", None], [100.1, 0.002, 0, "POST /orders", "ConnectionRefusedError"]),
+            _frame(["w", "k1", 100.2, 100.21, "ok"], ["w", "k2", 100.3, None, "fail"]),
+            _frame(["w", "k3", 100.4, None, "indeterminate"], [100.5, 0.001, 1, "GET /", None]),
         ]
     )
-    for i in range(0, len(stream), 7):  # lines cut at arbitrary places
+    for i in range(0, len(stream), 7):  # frames cut at arbitrary places
         ingest.feed(stream[i : i + 7])
     assert (ingest.requests, ingest.successes) == (3, 2)
     assert ingest.errors == {"ConnectionRefusedError": 1}
@@ -131,17 +159,40 @@ def test_ingest_parses_batches_split_anywhere() -> None:
     assert list(evidence.write_status) == [0, 1, 2]
 
 
-def test_ingest_skips_corrupt_lines_and_keeps_the_rest() -> None:
+def test_ingest_skips_corrupt_frames_and_records_and_keeps_the_rest() -> None:
     ingest = Ingest(Timeline())
-    ingest.feed(b'[1.0,0.1,1,"a",null]\n{not json\n"scalar"\n[2.0,0.1,1,"a",null]\n')
+    garbage = b"not a pickle"
+    ingest.feed(
+        _frame([1.0, 0.1, 1, "a", None], "scalar", ["w", "k", 1.0, None, "lost?"])  # type: ignore[arg-type]
+        + FRAME_HEADER.pack(len(garbage))
+        + garbage
+        + _frame([2.0, 0.1, 1, "a", None])
+    )
     assert ingest.requests == 2
-    assert ingest.bad_lines == 2
+    assert (ingest.bad_frames, ingest.bad_records) == (1, 2)
+    assert not ingest.corrupt
+
+
+def test_ingest_refuses_frames_that_name_code() -> None:
+    """The events file is read with every global refused: a frame can hold plain data only."""
+    ingest = Ingest(Timeline())
+    body = pickle.dumps([[1.0, 0.1, 1, "a", None], Path("/etc/passwd")])
+    ingest.feed(FRAME_HEADER.pack(len(body)) + body)
+    assert (ingest.requests, ingest.bad_frames) == (0, 1)
+
+
+def test_ingest_stops_at_an_impossible_frame_length() -> None:
+    ingest = Ingest(Timeline())
+    ingest.feed(_frame([1.0, 0.1, 1, "a", None]) + FRAME_HEADER.pack(MAX_FRAME + 1) + _frame([2.0, 0.1, 1, "a", None]))
+    assert ingest.requests == 1 and ingest.corrupt
+    ingest.feed(_frame([3.0, 0.1, 1, "a", None]))  # nothing after a corrupt length can be trusted
+    assert ingest.requests == 1
 
 
 def test_ingest_wait_wakes_on_a_batch() -> None:
     ingest = Ingest(Timeline())
     assert not ingest.wait(lambda: ingest.successes >= 1, 0.01)
-    ingest.feed(_line([1.0, 0.1, 1, "a", None]))
+    ingest.feed(_frame([1.0, 0.1, 1, "a", None]))
     assert ingest.wait(lambda: ingest.successes >= 1, 0.01)
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from ..errors import ConfigError
 from .records import error_name
 
 FAIL, INDETERMINATE = "fail", "indeterminate"
@@ -186,13 +187,13 @@ def get(classifier: str | Classifier | None) -> Classifier:
         try:
             return CLASSIFIERS[classifier]
         except KeyError:
-            raise ValueError(
+            raise ConfigError(
                 f"classify={classifier!r} is not a known classifier; accepted: {', '.join(CLASSIFIERS)} "
                 "or a callable(exception) -> 'fail' | 'indeterminate'"
             ) from None
     if callable(classifier):
         return classifier
-    raise ValueError(f"classify={classifier!r} must be a classifier name or a callable(exception) -> status")
+    raise ConfigError(f"classify={classifier!r} must be a classifier name or a callable(exception) -> status")
 
 
 def label(exc: BaseException) -> str:

@@ -1,20 +1,73 @@
-"""The ``load`` fixture: locust traffic against the system under test, as evidence.
+"""The ``load`` and ``writer`` fixtures: traffic against the system under test, as evidence.
 
-Imports nothing heavy: the controller runs locust as a subprocess and is itself
-imported only when a test asks for ``load``.
+Imports nothing heavy: :mod:`.run` starts locust as a subprocess and is itself imported
+only when a test asks for ``load``. The factories the fixtures return are typed
+(:class:`LoadFactory`, :class:`WriterFactory`), so a misspelt keyword fails type checking
+in the user's test: ``def test_x(load: LoadFactory): ...``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+import inspect
+import os
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import pytest
 
 if TYPE_CHECKING:
     from ..experiment import Experiment
-    from .controller import Traffic
+    from .classifiers import Classifier
+    from .run import LoadRun
     from .writer import Writer
+
+PathLike = str | os.PathLike[str]
+
+
+class LoadFactory(Protocol):
+    """The ``load`` fixture: ``traffic = load(url, users=10, rate=50, writes=0.3)`` (see docs/load.md)."""
+
+    def __call__(
+        self,
+        url: str,
+        users: int = 10,
+        rate: float | None = None,
+        writes: float | None = None,
+        locustfile: PathLike | Sequence[PathLike] | None = None,
+        duration: float | str | None = None,
+        workers: int = 0,
+        *,
+        client: Literal["redis", "postgres", "etcd"] | None = None,
+        spawn_rate: float | None = None,
+        remote_workers: int | Sequence[str] = 0,
+        master_bind_host: str = "127.0.0.1",
+        master_port: int | None = None,
+        workers_timeout: float | str | None = None,
+        missing_after: float | str = "3s",
+        on_worker_loss: Literal["error", "continue"] = "error",
+        max_clock_skew: float | str | None = None,
+        request_timeout: float | str | None = None,
+        write_path: str = "/orders",
+        read_path: str = "/orders/{key}",
+        locust_args: Sequence[str] = (),
+    ) -> LoadRun: ...
+
+
+class WriterFactory(Protocol):
+    """The ``writer`` fixture: ``writes = writer(redis, rate=200, concurrency=4)``."""
+
+    def __call__(
+        self,
+        target: Any,
+        *,
+        rate: float = 100.0,
+        concurrency: int = 4,
+        classify: str | Classifier | None = None,
+        name: str | None = None,
+        prefix: str | None = None,
+        duration: float | str | None = None,
+        max_backlog: int | None = None,
+    ) -> Writer: ...
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -50,21 +103,20 @@ def pytest_configure(config: pytest.Config) -> None:
         seconds = default
         name = "--" + option.replace("_", "-")
         if value is not None:
-            from ..budget import BudgetError, parse_duration  # only when set: start-up stays light
+            from .. import validate
+            from ..errors import ConfigError
 
             try:
-                seconds = parse_duration(value, name)
-            except BudgetError as exc:
+                seconds = validate.duration(value, name, positive=True)
+            except ConfigError as exc:
                 raise pytest.UsageError(str(exc)) from None
-            if seconds <= 0:
-                raise pytest.UsageError(f"{name}={value!r} must be > 0 (e.g. 10s, 500ms)")
         config.stash[key] = seconds
 
 
 @pytest.fixture
 def load(
     request: pytest.FixtureRequest, experiment: Experiment, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Callable[..., Traffic]]:
+) -> Iterator[LoadFactory]:
     """Start locust against ``url``: ``traffic = load(url, users=10, rate=50, writes=0.3)``.
 
     ``locustfile=`` runs your own locustfile unchanged instead of the built-in scenario;
@@ -72,27 +124,72 @@ def load(
     on other hosts (see docs/load.md). The load is stopped when the test ends, before the
     measurement; its request outcomes and writes are on the timeline.
     """
-    from .controller import Traffic
-    from .spec import LoadError, make_spec
+    from .run import LoadRun
+    from .spec import make_spec
 
-    started: list[Traffic] = []
+    started: list[LoadRun] = []
     timeout = request.config.stash.get(START_TIMEOUT, DEFAULT_START_TIMEOUT)
     max_skew = request.config.stash.get(MAX_CLOCK_SKEW, DEFAULT_MAX_CLOCK_SKEW)
 
-    def start(url: Any, users: Any = 10, rate: Any = None, writes: Any = None, **options: Any) -> Traffic:
-        options.setdefault("max_clock_skew", max_skew)
-        client = options.pop("client", None)
+    def start(
+        url: str,
+        users: int = 10,
+        rate: float | None = None,
+        writes: float | None = None,
+        locustfile: PathLike | Sequence[PathLike] | None = None,
+        duration: float | str | None = None,
+        workers: int = 0,
+        *,
+        client: Literal["redis", "postgres", "etcd"] | None = None,
+        spawn_rate: float | None = None,
+        remote_workers: int | Sequence[str] = 0,
+        master_bind_host: str = "127.0.0.1",
+        master_port: int | None = None,
+        workers_timeout: float | str | None = None,
+        missing_after: float | str = "3s",
+        on_worker_loss: Literal["error", "continue"] = "error",
+        max_clock_skew: float | str | None = None,
+        request_timeout: float | str | None = None,
+        write_path: str = "/orders",
+        read_path: str = "/orders/{key}",
+        locust_args: Sequence[str] = (),
+        **unknown: object,  # not in LoadFactory: type checkers refuse them; at run time, a clear error
+    ) -> LoadRun:
+        if unknown:
+            from .errors import LoadConfigError
+
+            accepted = ", ".join(p for p in inspect.signature(LoadFactory.__call__).parameters if p != "self")
+            raise LoadConfigError(f"load: unexpected keyword argument {next(iter(unknown))!r}; accepted: {accepted}")
+        options: dict[str, Any] = {
+            "spawn_rate": spawn_rate,
+            "remote_workers": remote_workers,
+            "master_bind_host": master_bind_host,
+            "master_port": master_port,
+            "workers_timeout": workers_timeout,
+            "missing_after": missing_after,
+            "on_worker_loss": on_worker_loss,
+            "max_clock_skew": max_skew if max_clock_skew is None else max_clock_skew,
+            "write_path": write_path,
+            "read_path": read_path,
+            "locust_args": locust_args,
+            "duration": duration,
+            "workers": workers,
+        }
+        if request_timeout is not None:
+            options["request_timeout"] = request_timeout
+        target: Any = url
         if client is not None:  # a store (redis, postgres, etcd) through locust users of sink/clients.py
             from .store_load import client_options
 
-            url, options = client_options(client, url, users, rate, writes, options)
+            if locustfile is not None:
+                options["locustfile"] = locustfile
+            target, options = client_options(client, url, users, rate, writes, options)
             rate = writes = None
-        try:
-            spec = make_spec(url, users, rate, writes, **options)
-        except TypeError as exc:
-            raise LoadError(f"load: {exc}") from None
+        elif locustfile is not None:
+            options["locustfile"] = locustfile
+        spec = make_spec(target, users, rate, writes, **options)
         workdir = tmp_path_factory.mktemp("load")
-        traffic = Traffic(spec, experiment, workdir, start_timeout=timeout)
+        traffic = LoadRun(spec, experiment, workdir, start_timeout=timeout)
         experiment.add_source(traffic)
         experiment.attach("locust" if not started else f"locust-{len(started) + 1}", traffic.report)
         started.append(traffic)
@@ -109,7 +206,7 @@ def load(
 
 
 @pytest.fixture
-def writer(experiment: Experiment) -> Iterator[Callable[..., Writer]]:
+def writer(experiment: Experiment) -> Iterator[WriterFactory]:
     """Open-loop writes through any Python client: ``writes = writer(redis, rate=200, concurrency=4)``.
 
     ``redis`` is a ``put(key)`` callable or an object with ``put`` and ``classify`` (a datastore
@@ -119,8 +216,30 @@ def writer(experiment: Experiment) -> Iterator[Callable[..., Writer]]:
 
     made: list[Writer] = []
 
-    def start(target: Any, **options: Any) -> Writer:
-        made.append(Writer(experiment, target, **options))
+    def start(
+        target: Any,
+        *,
+        rate: float = 100.0,
+        concurrency: int = 4,
+        classify: str | Classifier | None = None,
+        name: str | None = None,
+        prefix: str | None = None,
+        duration: float | str | None = None,
+        max_backlog: int | None = None,
+    ) -> Writer:
+        made.append(
+            Writer(
+                experiment,
+                target,
+                rate=rate,
+                concurrency=concurrency,
+                classify=classify,
+                name=name,
+                prefix=prefix,
+                duration=duration,
+                max_backlog=max_backlog,
+            )
+        )
         experiment.add_source(made[-1])
         return made[-1].start()
 

@@ -1,18 +1,18 @@
-"""Ingest: parses the sink's JSON lines in batches into the experiment's timeline.
+"""Ingest: parses the sink's frames (see :mod:`.records`) into the experiment's timeline.
 
-One ``json.loads`` per chunk (lines joined into one array) and one timeline lock per
-batch keep the pipeline far above the request rates a locust run produces.
+One unpickling per batch and one timeline lock per batch keep the pipeline far above the
+request rates a locust run produces.
 """
 
 from __future__ import annotations
 
-import json
 import threading
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from ..timeline import Timeline
-from .records import META, WRITE
+from .records import FRAME_HEADER, MAX_FRAME, META, WRITE, decode_frame
 
 SOURCE = "load"
 
@@ -28,35 +28,35 @@ class Ingest:
         self.writes: Counter[str] = Counter()
         self.errors: Counter[str] = Counter()
         self.meta: dict[str, dict[str, Any]] = {}
-        self.bad_lines = 0
+        self.bad_frames = 0  # frames that were not a list of plain data (their records are lost)
+        self.bad_records = 0  # records of a good frame that were not a request, write or meta
+        self.corrupt = False  # a frame length made no sense: the rest of the stream is unreadable
         self.first_start: float | None = None
         self.last_start: float | None = None
         self._partial = b""
         self._changed = threading.Condition()
 
     def feed(self, chunk: bytes) -> int:
-        """Consume ``chunk``; an incomplete last line waits for the next chunk. Returns records ingested."""
+        """Consume ``chunk``; an incomplete last frame waits for the next chunk. Returns records ingested."""
         data = self._partial + chunk if self._partial else chunk
-        cut = data.rfind(b"\n")
-        if cut < 0:
-            self._partial = data
-            return 0
-        self._partial = data[cut + 1 :]
-        body = data[:cut]
-        try:
-            records = json.loads(b"[" + body.replace(b"\n", b",") + b"]")
-        except ValueError:
-            records = self._parse_lines(body)
-        return self._ingest(records)
-
-    def _parse_lines(self, body: bytes) -> list[Any]:
-        records = []
-        for line in body.split(b"\n"):
+        header = FRAME_HEADER.size
+        records: list[Any] = []
+        at = 0
+        while not self.corrupt and len(data) - at >= header:
+            (size,) = FRAME_HEADER.unpack_from(data, at)
+            if size > MAX_FRAME:
+                self.corrupt = True
+                break
+            end = at + header + size
+            if end > len(data):
+                break
             try:
-                records.append(json.loads(line))
+                records.extend(decode_frame(data[at + header : end]))
             except ValueError:
-                self.bad_lines += 1
-        return records
+                self.bad_frames += 1
+            at = end
+        self._partial = b"" if self.corrupt else data[at:]
+        return self._ingest(records)
 
     def _ingest(self, records: list[Any]) -> int:
         source = self.source
@@ -64,23 +64,23 @@ class Ingest:
         successes = 0
         timeline = self.timeline
         for rec in records:
-            if not isinstance(rec, list) or not rec:
-                self.bad_lines += 1
-                continue
-            kind = rec[0]
-            if kind == WRITE:
-                _, key, start, ack, status = rec
-                timeline.add_write(key, start, ack, status)
-                self.writes[status] += 1
-            elif kind == META:
-                self.meta[rec[1]] = rec[2] if len(rec) > 2 and isinstance(rec[2], dict) else {}
-            else:
-                start, latency, ok, name, error = rec
-                ops.append((start, latency, ok, name, source, error))
-                if ok:
-                    successes += 1
-                elif error:
-                    self.errors[error] += 1
+            try:
+                kind = rec[0]
+                if kind == WRITE:
+                    _, key, start, ack, status = rec
+                    timeline.add_write(key, start, ack, status)
+                    self.writes[status] += 1
+                elif kind == META:
+                    self.meta[rec[1]] = rec[2] if len(rec) > 2 and isinstance(rec[2], dict) else {}
+                else:
+                    start, latency, ok, name, error = rec
+                    ops.append((start, latency, ok, name, source, error))
+                    if ok:
+                        successes += 1
+                    elif error:
+                        self.errors[error] += 1
+            except (TypeError, ValueError, IndexError, KeyError):
+                self.bad_records += 1
         if ops:
             timeline.add_operations(ops)
             first = min(op[0] for op in ops)
@@ -93,7 +93,7 @@ class Ingest:
             self._changed.notify_all()
         return len(records)
 
-    def wait(self, predicate: Any, timeout: float) -> bool:
+    def wait(self, predicate: Callable[[], bool], timeout: float) -> bool:
         """Block until ``predicate()`` holds (re-checked on every batch) or ``timeout`` passes."""
         with self._changed:
             return bool(self._changed.wait_for(predicate, timeout))

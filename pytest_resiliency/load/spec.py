@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import shlex
 import sys
 import urllib.parse
 import uuid
@@ -16,7 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..budget import BudgetError, parse_duration
+from .. import validate
+from ..errors import ConfigError, LoadError
+from .errors import LoadConfigError
 from .records import SCENARIO_OPTION
 
 LOCUSTFILES = Path(__file__).parent / "locustfiles"
@@ -30,9 +31,7 @@ WORKER_LOSS = ("error", "continue")
 WILDCARD_HOSTS = ("*", "0.0.0.0")
 LOCAL_WORKER_PREFIX = "local-"
 
-
-class LoadError(RuntimeError):
-    """The load could not start, died, or never produced a request; the message says why."""
+__all__ = ["LoadError", "LoadSpec", "make_spec"]  # LoadError: importable from here as before
 
 
 @dataclass(frozen=True)
@@ -171,36 +170,36 @@ def remote_worker_argv(
     return argv + (["--name", name] if name else [])
 
 
-def remote_worker_command(master_host: str, master_port: int, name: str | None = None) -> str:
-    return shlex.join(remote_worker_argv(master_host, master_port, name=name))
+def checked(check: Any, value: Any, name: str, **options: Any) -> Any:
+    """A :mod:`pytest_resiliency.validate` check, its error prefixed with ``load:`` (a LoadConfigError)."""
+    try:
+        return check(value, name, **options)
+    except ConfigError as exc:
+        raise LoadConfigError(f"load: {exc}") from None
 
 
 def _whole(value: Any, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise LoadError(f"load: {name}={value!r} must be a whole number >= {minimum}")
-    return value
+    result: int = checked(validate.count, value, name, minimum=minimum)
+    return result
 
 
 def _positive(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or value != value:
-        raise LoadError(f"load: {name}={value!r} must be a number > 0")
-    return float(value)
+    number = checked(validate.instance, value, name, kind=(int, float), accepted="a number > 0")
+    if not number > 0 or number == float("inf"):
+        raise LoadConfigError(f"load: {name}={validate.shown(value)} must be a number > 0")
+    return float(number)
 
 
 def _seconds(value: Any, name: str) -> float:
-    try:
-        seconds = parse_duration(value, name)
-    except BudgetError as exc:
-        raise LoadError(f"load: {exc}") from None
-    if seconds <= 0:
-        raise LoadError(f"load: {name}={value!r} must be > 0 (e.g. 30, '30s', '2m')")
+    seconds: float = checked(validate.duration, value, name, positive=True)
     return seconds
 
 
 def _path(value: Any, name: str) -> str:
-    if not isinstance(value, str) or not value.startswith("/"):
-        raise LoadError(f"load: {name}={value!r} must be a path starting with '/'")
-    return value
+    path: str = checked(validate.instance, value, name, kind=str, accepted="a path starting with '/'")
+    if not path.startswith("/"):
+        raise LoadConfigError(f"load: {name}={value!r} must be a path starting with '/'")
+    return path
 
 
 def _remote_workers(value: Any) -> tuple[int, tuple[str, ...]]:
@@ -209,7 +208,7 @@ def _remote_workers(value: Any) -> tuple[int, tuple[str, ...]]:
         names = tuple(value)
         bad = [n for n in names if not isinstance(n, str) or not n.strip() or n.startswith(LOCAL_WORKER_PREFIX)]
         if bad or not names or len(set(names)) != len(names):
-            raise LoadError(
+            raise LoadConfigError(
                 f"load: remote_workers={value!r} must be a whole number or a list of distinct, non-empty worker "
                 f"names (each worker's --name; names starting with {LOCAL_WORKER_PREFIX!r} are the local workers')"
             )
@@ -224,7 +223,7 @@ def _bind_host(value: Any) -> str:
     try:
         address = ipaddress.IPv4Address(value)
     except (ipaddress.AddressValueError, ValueError):
-        raise LoadError(
+        raise LoadConfigError(
             f"load: master_bind_host={value!r} must be an IPv4 address of this host that the load hosts reach "
             "(e.g. '10.0.0.5'; '127.0.0.1' for local workers only), or '0.0.0.0' for every interface"
         ) from None
@@ -235,10 +234,9 @@ def _master_port(value: Any, remote: int, distributed: bool) -> int:
     if value is None:
         return DEFAULT_MASTER_PORT if remote else 0
     if not distributed:
-        raise LoadError(f"load: master_port={value!r} needs a distributed run (workers= or remote_workers= > 0)")
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 65535:
-        raise LoadError(f"load: master_port={value!r} must be a TCP port 1-65535, or 0 for any free port")
-    return value
+        raise LoadConfigError(f"load: master_port={value!r} needs a distributed run (workers= or remote_workers= > 0)")
+    port: int = checked(validate.port, value, "master_port", allow_zero=True)
+    return port
 
 
 def make_spec(
@@ -263,12 +261,11 @@ def make_spec(
     read_path: str = "/orders/{key}",
     locust_args: Any = (),
 ) -> LoadSpec:
-    """Check every argument of ``load(...)``; raise :class:`LoadError` naming the bad one."""
-    if not isinstance(url, str):
-        raise LoadError(f"load: url={url!r} must be an http:// or https:// URL string")
+    """Check every argument of ``load(...)``; raise :class:`LoadConfigError` naming the bad one."""
+    checked(validate.instance, url, "url", kind=str, accepted="an http:// or https:// URL string")
     parts = urllib.parse.urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise LoadError(
+        raise LoadConfigError(
             f"load: url={url!r} must be an http:// or https:// URL with a host (e.g. http://127.0.0.1:8080)"
         )
     users_n = _whole(users, "users", 1)
@@ -276,19 +273,19 @@ def make_spec(
     files: tuple[Path, ...] = ()
     if locustfile is not None:
         items = locustfile if isinstance(locustfile, (list, tuple)) else [locustfile]
-        checked = []
+        paths = []
         for item in items:
             if not isinstance(item, (str, Path)):
-                raise LoadError(f"load: locustfile={item!r} must be a path to a .py file")
+                raise LoadConfigError(f"load: locustfile={item!r} must be a path to a .py file")
             path = Path(item).resolve()
             if path.suffix != ".py" or not path.is_file():
-                raise LoadError(f"load: locustfile {str(item)!r} is not an existing .py file")
-            checked.append(path)
-        if not checked:
-            raise LoadError("load: locustfile=[] names no file; pass a path or None for the built-in scenario")
-        files = tuple(checked)
+                raise LoadConfigError(f"load: locustfile {str(item)!r} is not an existing .py file")
+            paths.append(path)
+        if not paths:
+            raise LoadConfigError("load: locustfile=[] names no file; pass a path or None for the built-in scenario")
+        files = tuple(paths)
         if rate is not None or writes is not None:
-            raise LoadError(
+            raise LoadConfigError(
                 "load: rate= and writes= drive the built-in scenario only; your locustfile sets its own "
                 "wait_time and tasks (pass users= and spawn_rate=)"
             )
@@ -296,18 +293,19 @@ def make_spec(
     else:
         total_rate = DEFAULT_RATE if rate is None else _positive(rate, "rate")
         write_ratio = DEFAULT_WRITES if writes is None else writes
-        if isinstance(write_ratio, bool) or not isinstance(write_ratio, (int, float)) or not 0 <= write_ratio <= 1:
-            raise LoadError(f"load: writes={writes!r} must be the share of writes, a number between 0 and 1")
+        share = "the share of writes, a number between 0 and 1"
+        checked(validate.instance, write_ratio, "writes", kind=(int, float), accepted=share)
+        if not 0 <= write_ratio <= 1:
+            raise LoadConfigError(f"load: writes={validate.shown(writes)} must be {share}")
         write_ratio = float(write_ratio)
     if "{key}" not in _path(read_path, "read_path"):
-        raise LoadError(f"load: read_path={read_path!r} must contain '{{key}}' (e.g. '/orders/{{key}}')")
+        raise LoadConfigError(f"load: read_path={read_path!r} must contain '{{key}}' (e.g. '/orders/{{key}}')")
     if isinstance(locust_args, str) or not all(isinstance(a, str) for a in locust_args):
-        raise LoadError(f"load: locust_args={locust_args!r} must be a list of strings (extra locust options)")
+        raise LoadConfigError(f"load: locust_args={locust_args!r} must be a list of strings (extra locust options)")
     remote_count, remote_names = _remote_workers(remote_workers)
     local_count = _whole(workers, "workers", 0)
     distributed = local_count + remote_count > 0
-    if on_worker_loss not in WORKER_LOSS:
-        raise LoadError(f"load: on_worker_loss={on_worker_loss!r} must be one of {', '.join(map(repr, WORKER_LOSS))}")
+    checked(validate.one_of, on_worker_loss, "on_worker_loss", choices=WORKER_LOSS)
     return LoadSpec(
         url=url.rstrip("/"),
         users=users_n,

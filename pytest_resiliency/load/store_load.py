@@ -11,7 +11,9 @@ import urllib.parse
 from pathlib import Path
 from typing import Any
 
-from .spec import DEFAULT_RATE, LoadError
+from .. import validate
+from .errors import LoadConfigError
+from .spec import DEFAULT_RATE, checked
 from .stores import DEFAULT_TIMEOUT
 
 CLIENTS_LOCUSTFILE = Path(__file__).parent / "sink" / "clients.py"
@@ -23,23 +25,24 @@ def client_options(
 ) -> tuple[str, dict[str, Any]]:
     """The ``(locust host, load options)`` of a store-client run; a clear error for bad input."""
     if client not in SCHEMES:
-        raise LoadError(f"load: client={client!r} is not a store client; accepted: {', '.join(SCHEMES)}")
+        raise LoadConfigError(f"load: client={client!r} is not a store client; accepted: {', '.join(SCHEMES)}")
     if not isinstance(url, str) or urllib.parse.urlsplit(url).scheme not in SCHEMES[client]:
         schemes = " or ".join(f"{s}://" for s in SCHEMES[client])
-        raise LoadError(f"load: client={client!r} needs a {schemes} URL, got {url!r}")
+        raise LoadConfigError(f"load: client={client!r} needs a {schemes} URL, got {url!r}")
     if writes is not None and writes != 1:
-        raise LoadError(f"load: client={client!r} only writes (writes=1); got writes={writes!r}")
+        raise LoadConfigError(f"load: client={client!r} only writes (writes=1); got writes={writes!r}")
     if "locustfile" in options:
-        raise LoadError("load: client= runs the built-in store users; pass either client= or locustfile=")
-    if isinstance(users, bool) or not isinstance(users, int) or users < 1:
-        raise LoadError(f"load: users={users!r} must be a whole number >= 1")
+        raise LoadConfigError("load: client= runs the built-in store users; pass either client= or locustfile=")
+    checked(validate.count, users, "users", minimum=1)
     total = DEFAULT_RATE if rate is None else rate
-    if isinstance(total, bool) or not isinstance(total, (int, float)) or not total > 0:
-        raise LoadError(f"load: rate={rate!r} must be a number > 0 (total writes per second)")
-    timeout = options.pop("request_timeout", DEFAULT_TIMEOUT)
-    from ..budget import parse_duration
-
-    settings = {"url": url, "rate": float(total) / users, "timeout": parse_duration(timeout, "request_timeout")}
+    accepted = "a number > 0 (total writes per second)"
+    checked(validate.instance, total, "rate", kind=(int, float), accepted=accepted)
+    if not total > 0:
+        raise LoadConfigError(f"load: rate={validate.shown(rate)} must be {accepted}")
+    timeout = checked(
+        validate.duration, options.pop("request_timeout", DEFAULT_TIMEOUT), "request_timeout", positive=True
+    )
+    settings = {"url": url, "rate": float(total) / users, "timeout": timeout}
     extra = list(options.pop("locust_args", ()))
     netloc = urllib.parse.urlsplit(url).netloc.split(",")[0].rsplit("@", 1)[-1]
     host = netloc.rsplit(":", 1)[0] or "127.0.0.1"

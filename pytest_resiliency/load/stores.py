@@ -27,13 +27,10 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from . import classifiers
+from .errors import StoreError as StoreError  # importable from here, as before
 
 DEFAULT_TIMEOUT = 2.0
 PREFIX = "rz"  # keys the writers make start with it, so a full scan can tell them from anything else
-
-
-class StoreError(ValueError):
-    """A store URL or client option is wrong; the message says what is accepted."""
 
 
 def _need(module: str, package: str) -> Any:

@@ -65,10 +65,12 @@ def command(master_host: str, master_port: int, locustfiles: Sequence[str] = ())
 
 
 def _port(value: str) -> int:
-    port = int(value)
-    if not 1 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"{value!r} is not a TCP port (1-65535)")
-    return port
+    from .. import validate
+
+    try:
+        return validate.port(int(value), "--master-port")
+    except ValueError as exc:  # not a number, or out of range (ConfigError is a ValueError)
+        raise argparse.ArgumentTypeError(f"{value!r} is not a TCP port (1-65535)") from exc
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -26,8 +26,10 @@ from collections import Counter
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ..budget import BudgetError, parse_duration
+from .. import validate
+from ..errors import ConfigError
 from . import classifiers
+from .errors import WriterConfigError, WriterError
 
 if TYPE_CHECKING:
     from ..experiment import Experiment
@@ -35,17 +37,19 @@ if TYPE_CHECKING:
 DEFAULT_MAX_DURATION = 600.0
 
 
-class WriterError(ValueError):
-    """A writer argument is wrong, or the writes never became steady; the message says why."""
+__all__ = ["Writer", "WriterError"]  # WriterError: importable from here as before
+
+
+def _checked(check: Any, value: Any, name: str, **options: Any) -> Any:
+    """A :mod:`pytest_resiliency.validate` check, its error prefixed with ``writer:``."""
+    try:
+        return check(value, name, **options)
+    except ConfigError as exc:
+        raise WriterConfigError(f"writer: {exc}") from None
 
 
 def _seconds(value: Any, name: str) -> float:
-    try:
-        seconds = parse_duration(value, name)
-    except BudgetError as exc:
-        raise WriterError(f"writer: {exc}") from None
-    if seconds <= 0:
-        raise WriterError(f"writer: {name}={value!r} must be > 0")
+    seconds: float = _checked(validate.duration, value, name, positive=True)
     return seconds
 
 
@@ -71,15 +75,16 @@ class Writer:
     ) -> None:
         put = getattr(target, "put", target)
         if not callable(put):
-            raise WriterError(f"writer: {target!r} is neither a put(key) callable nor an object with .put(key)")
-        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not rate > 0 or rate != rate:
-            raise WriterError(f"writer: rate={rate!r} must be a number of writes per second > 0")
-        if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
-            raise WriterError(f"writer: concurrency={concurrency!r} must be a whole number >= 1")
+            raise WriterConfigError(f"writer: {target!r} is neither a put(key) callable nor an object with .put(key)")
+        per_second = "a number of writes per second > 0"
+        _checked(validate.instance, rate, "rate", kind=(int, float), accepted=per_second)
+        if not 0 < rate < float("inf"):
+            raise WriterConfigError(f"writer: rate={validate.shown(rate)} must be {per_second}")
+        _checked(validate.count, concurrency, "concurrency", minimum=1)
         try:
             self.classify = classifiers.get(classify if classify is not None else getattr(target, "classify", None))
-        except ValueError as exc:
-            raise WriterError(f"writer: {exc}") from None
+        except ConfigError as exc:
+            raise WriterConfigError(f"writer: {exc}") from None
         self.experiment = experiment
         self.put: Callable[[str], Any] = put
         self.rate = float(rate)
@@ -88,9 +93,9 @@ class Writer:
         self.source = f"writer:{self.name}"
         self.prefix = prefix or f"{_default_prefix()}-{secrets.token_hex(3)}"
         self.duration = None if duration is None else _seconds(duration, "duration")
-        self.max_backlog = concurrency * 4 if max_backlog is None else max_backlog
-        if isinstance(self.max_backlog, bool) or not isinstance(self.max_backlog, int) or self.max_backlog < 1:
-            raise WriterError(f"writer: max_backlog={max_backlog!r} must be a whole number >= 1")
+        self.max_backlog: int = (
+            concurrency * 4 if max_backlog is None else _checked(validate.count, max_backlog, "max_backlog", minimum=1)
+        )
         self.acks: list[tuple[str, float]] = []  # the client's own record: (key, ack time), in ack order
         self.outcomes: Counter[str] = Counter()
         self.errors: Counter[str] = Counter()

@@ -1,1 +1,1 @@
-"""Locustfiles the controller passes to ``locust -f``; each is loaded by locust, never by pytest."""
+"""Locustfiles a load run passes to ``locust -f``; each is loaded by locust, never by pytest."""

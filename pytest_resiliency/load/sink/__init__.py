@@ -5,9 +5,9 @@ loaded by locust only; the pytest process never imports it, because importing lo
 would monkey-patch it with gevent.
 
 Loaded through ``locustfiles/resiliency_sink.py`` (passed to ``locust -f`` before the
-scenario). In a single process and in the master it appends JSON lines to the file named
-by ``$RESILIENCY_EVENTS``, which the controller tails; in a worker it sends its batches
-to the master as a custom message, so workers on other hosts reach the timeline too.
+scenario). In a single process and in the master it appends its batches to the file named
+by ``$RESILIENCY_EVENTS`` (one frame each, see ``records``), which pytest follows; in a worker
+it sends them to the master as a custom message, so workers on other hosts reach the timeline too.
 
 User locustfiles mark their writes with the ledger helper::
 
@@ -39,8 +39,8 @@ from ..records import (
     META,
     PARENT_ENV,
     SCENARIO_OPTION,
+    encode_frame,
     error_name,
-    request_record,
     write_record,
     write_status_for_error,
     write_status_for_http,
@@ -49,6 +49,7 @@ from ..records import (
 FLUSH_EVERY = 0.05  # seconds: the live delay the sink adds, well under a recovery window
 FLUSH_SIZE = 2000  # records: bounds the memory of a burst
 PARENT_CHECK_EVERY = 0.5
+MAX_LABELS = 10_000  # request names kept as one shared object each (a bound for names made of ids)
 
 __all__ = ["Ledger", "ledger", "register"]
 
@@ -60,7 +61,7 @@ class Sink:
         from locust.runners import MasterRunner, WorkerRunner
 
         self.environment = environment
-        self.buffer: list[list[Any]] = []
+        self.buffer: list[Any] = []  # records: lists, and tuples for requests
         runner = environment.runner
         self.worker = isinstance(runner, WorkerRunner)
         self.master = isinstance(runner, MasterRunner)
@@ -96,10 +97,9 @@ class Sink:
             self._write(batch)
 
     def _write(self, batch: list[list[Any]]) -> None:
-        if self._fd is None:
+        if self._fd is None or not batch:
             return
-        data = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in batch).encode()
-        view = memoryview(data)
+        view = memoryview(encode_frame(batch))  # one frame per batch: the ingest never sees half a batch
         while view:
             written = os.write(self._fd, view)
             view = view[written:]
@@ -120,6 +120,7 @@ class Sink:
 
 
 _sink: Sink | None = None
+_labels: dict[tuple[str, str], str] = {}
 _registered = False
 _option_registered = False
 
@@ -181,16 +182,33 @@ def _on_request(
     request_type: str = "",
     name: str = "",
     response_time: float = 0.0,
+    response_length: int = 0,
+    response: Any = None,
+    context: Any = None,
     exception: BaseException | None = None,
     start_time: float | None = None,
+    url: str | None = None,
     **_: Any,
 ) -> None:
-    if _sink is None:
+    """Once per request, in the load generator's hot loop: kept to a few hundred nanoseconds."""
+    sink = _sink
+    if sink is None:
         return
     latency = (response_time or 0.0) / 1000.0
     start = start_time if start_time is not None else time.time() - latency
-    label = f"{request_type} {name}" if request_type else name
-    _sink.add(request_record(start, latency, exception is None, label, error_name(exception)))
+    key = (request_type, name)
+    label = _labels.get(key)
+    if label is None:  # one object per label: pickled once per batch, interned once by the ingest
+        label = f"{request_type} {name}" if request_type else name
+        if len(_labels) < MAX_LABELS:
+            _labels[key] = label
+    # request_record() inlined, as a tuple of atoms: the garbage collector stops tracking it
+    if exception is None:
+        sink.buffer.append((start, latency, 1, label, None))
+    else:
+        sink.buffer.append((start, latency, 0, label, error_name(exception)))
+    if len(sink.buffer) >= FLUSH_SIZE:
+        sink.flush()
 
 
 def _flusher() -> None:

@@ -3,14 +3,14 @@
 Loaded by locust only (never by pytest). The master keeps a registry of its workers from
 their ``HELLO`` (name, host, versions) and from every message they send; a worker silent
 for ``missing_after`` seconds, marked missing by locust, or gone from the master's clients
-is reported as a meta record the controller turns into a timeline mark and a test error.
+is reported as a meta record the load run (pytest side) turns into a timeline mark and a test error.
 
 Clock offsets are measured like NTP: the master sends ``PING(t0)``, the worker answers
 with its own time ``tw``, the master reads ``t1`` on receipt. The worker's offset is
 ``tw - (t0 + t1) / 2``, exact to within half the round trip, whatever the delays of each
 direction. The sample with the shortest round trip of the last few is applied to every
 timestamp the worker sends before it is written, and its half round trip is the residual
-uncertainty reported with it. Workers the controller started on the pytest host share its
+uncertainty reported with it. Workers the load run started on the pytest host share its
 clock and are not corrected.
 """
 
@@ -178,6 +178,7 @@ class Master:
         self.workers: dict[str, WorkerState] = {}
         self.stopping = False
         self._last_check = time.monotonic()
+        self._roll_call: tuple[float, list[WorkerState], Any] | None = None  # (asked, present, gevent Event)
         runner = self.runner
         runner.register_message(HELLO, self._on_hello)
         runner.register_message(PONG, self._on_pong)
@@ -195,6 +196,9 @@ class Master:
         if state is None:
             state = self.workers[node_id] = WorkerState(id=node_id, name=node_id)
         state.last_seen = time.monotonic()
+        roll_call = self._roll_call
+        if roll_call is not None and all(w.last_seen >= roll_call[0] for w in roll_call[1]):
+            roll_call[2].set()  # every worker answered the roll call
         if state.status == "missing" and not self.stopping:
             state.status = "joined"
             self.emit(WORKER_BACK, name=state.name, id=node_id, at=time.time())
@@ -382,15 +386,18 @@ class Master:
         A worker killed just before the end of the test has not been silent long enough to
         be missing; without this it would end the run unreported.
         """
-        import gevent
+        from gevent.event import Event
 
         self.on_stopping()
         asked = time.monotonic()
         present = [w for w in self.workers.values() if w.status == "joined"]
+        answered = Event()
+        self._roll_call = (asked, present, answered)
         for state in present:
             self._ping(state)
-        while time.monotonic() - asked < ROLL_CALL and any(w.last_seen < asked for w in present):
-            gevent.sleep(0.01)
+        if present:
+            answered.wait(ROLL_CALL)  # set by the last answer (see _state)
+        self._roll_call = None
         for state in present:
             if state.last_seen < asked:
                 state.status = "missing"

@@ -1,0 +1,155 @@
+"""The locust processes of one load run: spawned in their own sessions, stopped exactly, all reaped.
+
+Each process (the master or single process, and local workers) runs in its own session, so
+that Ctrl-C in the terminal reaches pytest only and stopping is exact: SIGTERM, a grace
+period, then SIGKILL of the whole process group, and every child reaped. Processes still
+running when the interpreter exits are stopped then.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import signal
+import subprocess
+import weakref
+from pathlib import Path
+
+from .records import EVENTS_ENV, PARENT_ENV
+
+DEFAULT_GRACE = 10.0
+LOG_TAIL_LINES = 25
+_TAIL_BYTES = 16384
+
+_running: weakref.WeakSet[LocustProcesses] = weakref.WeakSet()
+
+
+def _stop_all_at_exit() -> None:
+    for processes in list(_running):
+        processes.stop(grace=2.0)
+
+
+atexit.register(_stop_all_at_exit)
+
+
+def locust_environment(events_path: Path) -> dict[str, str]:
+    """The environment of every locust process: this package importable, the sink's file, pytest's pid."""
+    env = dict(os.environ)
+    package_root = str(Path(__file__).resolve().parents[2])
+    paths = [package_root, os.getcwd(), *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
+    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
+    env[EVENTS_ENV] = str(events_path)
+    env[PARENT_ENV] = str(os.getpid())  # the sink's watchdog ends the run when pytest is gone
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def tail_text(path: Path, lines: int = LOG_TAIL_LINES) -> str:
+    """The last ``lines`` lines of a log file ("" when it cannot be read)."""
+    try:
+        with path.open("rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - _TAIL_BYTES))
+            text = f.read().decode(errors="replace")
+    except OSError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])
+
+
+class LocustProcesses:
+    """The master (or single) process first, then local workers; each logs to ``locust-<role>.log``."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.roles: list[str] = []
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.logs: list[Path] = []
+        self._stopped = False
+
+    def spawn(self, command: list[str], role: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
+        log = self.workdir / f"locust-{role}.log"
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                command,
+                cwd=self.workdir,  # no stray locust.conf of the caller's directory applies
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # Ctrl-C in the terminal reaches pytest, which stops us
+            )
+        self.roles.append(role)
+        self.procs.append(proc)
+        self.logs.append(log)
+        _running.add(self)
+        return proc
+
+    @property
+    def master(self) -> subprocess.Popen[bytes] | None:
+        return self.procs[0] if self.procs else None
+
+    @property
+    def workers(self) -> list[subprocess.Popen[bytes]]:
+        return self.procs[1:]
+
+    @property
+    def pids(self) -> list[int]:
+        return [p.pid for p in self.procs]
+
+    @property
+    def running(self) -> bool:
+        """The master is alive and :meth:`stop` was not called."""
+        master = self.master
+        return master is not None and master.poll() is None and not self._stopped
+
+    def exited(self) -> tuple[str, subprocess.Popen[bytes], int] | None:
+        """The first process that ended on its own: ``(role, process, exit code)``."""
+        for role, proc in zip(self.roles, self.procs, strict=True):
+            code = proc.poll()
+            if code is not None:
+                return role, proc, code
+        return None
+
+    def stop(self, grace: float = DEFAULT_GRACE) -> None:
+        """SIGTERM the master (it tells its workers to quit), then every process; SIGKILL after ``grace``.
+
+        Idempotent. Returns once every process is reaped.
+        """
+        if self._stopped:
+            return
+        self._stopped = True
+        master = self.master
+        if master is not None and master.poll() is None:
+            _signal(master, signal.SIGTERM)
+            _wait(master, grace)
+        for proc in self.procs:  # workers quit when the master tells them; make sure of it
+            if proc.poll() is None:
+                _signal(proc, signal.SIGTERM)
+        for proc in self.procs:
+            _wait(proc, grace)
+        for proc in self.procs:
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        _running.discard(self)
+
+    def log_tail(self) -> str:
+        """The last lines of every process's output, for an error message."""
+        parts = []
+        for log in self.logs:
+            text = tail_text(log)
+            if text:
+                parts.append(f"--- {log.name} (last lines) ---\n{text}")
+        return "\n".join(parts) or "(locust wrote nothing)"
+
+
+def _signal(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        proc.send_signal(sig)
+
+
+def _wait(proc: subprocess.Popen[bytes], seconds: float) -> None:
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=seconds)
