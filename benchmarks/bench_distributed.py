@@ -31,15 +31,15 @@ sys.path.insert(0, str(ROOT))
 from load_hosts import LoadHost, TimedOrders, make_hosts, unavailable  # noqa: E402
 
 from pytest_resiliency.experiment import Experiment  # noqa: E402
-from pytest_resiliency.load.controller import Traffic  # noqa: E402
+from pytest_resiliency.load.run import LoadRun  # noqa: E402
 from pytest_resiliency.load.records import CLOCK_OFFSET_ENV  # noqa: E402
 from pytest_resiliency.load.spec import make_spec  # noqa: E402
 
 
-def _start(url: str, workdir: Path, **options: object) -> tuple[Traffic, Experiment]:
+def _start(url: str, workdir: Path, **options: object) -> tuple[LoadRun, Experiment]:
     experiment = Experiment("bench_distributed")
     spec = make_spec(url, max_clock_skew=1.0, master_port=0, **options)
-    return Traffic(spec, experiment, Path(tempfile.mkdtemp(dir=workdir)), start_timeout=30).start(), experiment
+    return LoadRun(spec, experiment, Path(tempfile.mkdtemp(dir=workdir)), start_timeout=30).start(), experiment
 
 
 def clock_run(host: LoadHost, offset: float, workdir: Path, seconds: float) -> dict[str, float]:

@@ -26,7 +26,7 @@ from ..validate import duration as valid_duration
 
 if TYPE_CHECKING:
     from ..faults.base import Fault
-    from ..load.controller import Traffic
+    from ..load.run import LoadRun
 
 __all__ = [
     "inject_fault",
@@ -37,7 +37,7 @@ __all__ = [
     "wait_recovered",
 ]
 
-_loads: weakref.WeakKeyDictionary[Experiment, list[Traffic]] = weakref.WeakKeyDictionary()
+_loads: weakref.WeakKeyDictionary[Experiment, list[LoadRun]] = weakref.WeakKeyDictionary()
 
 
 class ProviderError(ConfigError, RuntimeError):
@@ -165,14 +165,14 @@ def start_load(
     Its request outcomes are the main evidence of the RTO; with ``writes`` its ledger is
     what :func:`verify_writes` reads back for the RPO.
     """
-    from ..load.controller import Traffic
+    from ..load.run import LoadRun
     from ..load.spec import make_spec
 
     experiment = _experiment("start_load")
     spec = make_spec(url, users, rate, writes, **options)
     workdir = Path(tempfile.mkdtemp(prefix="resiliency-ctk-load-"))
     atexit.register(shutil.rmtree, workdir, ignore_errors=True)  # after the report has read locust's files
-    traffic = Traffic(spec, experiment, workdir)
+    traffic = LoadRun(spec, experiment, workdir)
     experiment.add_source(traffic)
     started = _loads.setdefault(experiment, [])
     experiment.attach("locust" if not started else f"locust-{len(started) + 1}", traffic.report)

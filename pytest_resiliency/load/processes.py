@@ -16,11 +16,11 @@ import subprocess
 import weakref
 from pathlib import Path
 
+from ..host import tail_text
 from .records import EVENTS_ENV, PARENT_ENV
 
 DEFAULT_GRACE = 10.0
 LOG_TAIL_LINES = 25
-_TAIL_BYTES = 16384
 
 _running: weakref.WeakSet[LocustProcesses] = weakref.WeakSet()
 
@@ -43,18 +43,6 @@ def locust_environment(events_path: Path) -> dict[str, str]:
     env[PARENT_ENV] = str(os.getpid())  # the sink's watchdog ends the run when pytest is gone
     env["PYTHONUNBUFFERED"] = "1"
     return env
-
-
-def tail_text(path: Path, lines: int = LOG_TAIL_LINES) -> str:
-    """The last ``lines`` lines of a log file ("" when it cannot be read)."""
-    try:
-        with path.open("rb") as f:
-            f.seek(0, os.SEEK_END)
-            f.seek(max(0, f.tell() - _TAIL_BYTES))
-            text = f.read().decode(errors="replace")
-    except OSError:
-        return ""
-    return "\n".join(text.splitlines()[-lines:])
 
 
 class LocustProcesses:
@@ -139,7 +127,7 @@ class LocustProcesses:
         """The last lines of every process's output, for an error message."""
         parts = []
         for log in self.logs:
-            text = tail_text(log)
+            text = tail_text(log, LOG_TAIL_LINES)
             if text:
                 parts.append(f"--- {log.name} (last lines) ---\n{text}")
         return "\n".join(parts) or "(locust wrote nothing)"
