@@ -31,8 +31,8 @@ sys.path.insert(0, str(ROOT))
 from load_hosts import LoadHost, TimedOrders, make_hosts, unavailable  # noqa: E402
 
 from pytest_resiliency.experiment import Experiment  # noqa: E402
-from pytest_resiliency.load.run import LoadRun  # noqa: E402
 from pytest_resiliency.load.records import CLOCK_OFFSET_ENV  # noqa: E402
+from pytest_resiliency.load.run import LoadRun  # noqa: E402
 from pytest_resiliency.load.spec import make_spec  # noqa: E402
 
 
