@@ -1,5 +1,10 @@
 """The locust processes of one load run: spawned in their own sessions, stopped exactly, all reaped.
 
+Locust processes are forked from a per-pytest-process :mod:`.zygote` that imported locust
+once (~0.65 s saved per start); a locust process still loads the locustfiles fresh. When the
+zygote cannot start, or forking is off (``--resiliency-load-fork=off``,
+``RESILIENCY_LOAD_FORK=0``), a process is a plain subprocess ``python -m locust ...``.
+
 Each process (the master or single process, and local workers) runs in its own session, so
 that Ctrl-C in the terminal reaches pytest only and stopping is exact: SIGTERM, a grace
 period, then SIGKILL of the whole process group, and every child reaped. Processes still
@@ -15,9 +20,24 @@ import signal
 import subprocess
 import weakref
 from pathlib import Path
+from typing import Protocol
 
 from ..host import tail_text
 from .records import EVENTS_ENV, PARENT_ENV
+
+
+class LocustProcess(Protocol):
+    """What :class:`LocustProcesses` needs of a process: a :class:`subprocess.Popen` or a zygote's child."""
+
+    pid: int
+    returncode: int | None
+
+    def poll(self) -> int | None: ...
+
+    def wait(self, timeout: float | None = None) -> int: ...
+
+    def send_signal(self, sig: int) -> None: ...
+
 
 DEFAULT_GRACE = 10.0
 LOG_TAIL_LINES = 25
@@ -28,6 +48,9 @@ _running: weakref.WeakSet[LocustProcesses] = weakref.WeakSet()
 def _stop_all_at_exit() -> None:
     for processes in list(_running):
         processes.stop(grace=2.0)
+    from . import forkserver
+
+    forkserver.close()
 
 
 atexit.register(_stop_all_at_exit)
@@ -51,14 +74,33 @@ class LocustProcesses:
     def __init__(self, workdir: Path) -> None:
         self.workdir = workdir
         self.roles: list[str] = []
-        self.procs: list[subprocess.Popen[bytes]] = []
+        self.procs: list[LocustProcess] = []
         self.logs: list[Path] = []
         self._stopped = False
 
-    def spawn(self, command: list[str], role: str, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    def spawn(self, command: list[str], role: str, env: dict[str, str]) -> LocustProcess:
+        """Fork it from the zygote if forking is on and the zygote answers, else start a subprocess."""
+        from . import forkserver
+
         log = self.workdir / f"locust-{role}.log"
+        proc: LocustProcess | None = None
+        note = ""
+        if forkserver.enabled():
+            proc, note = forkserver.spawn(command, env, self.workdir, log)
+        if proc is None:
+            proc = self._subprocess(command, env, log, note)
+        self.roles.append(role)
+        self.procs.append(proc)
+        self.logs.append(log)
+        _running.add(self)
+        return proc
+
+    def _subprocess(self, command: list[str], env: dict[str, str], log: Path, note: str) -> LocustProcess:
         with log.open("wb") as out:
-            proc = subprocess.Popen(
+            if note:  # why this one was not forked, first in its log
+                out.write(f"pytest-resiliency: {note}; started as a subprocess\n".encode())
+                out.flush()
+            return subprocess.Popen(
                 command,
                 cwd=self.workdir,  # no stray locust.conf of the caller's directory applies
                 env=env,
@@ -67,18 +109,13 @@ class LocustProcesses:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # Ctrl-C in the terminal reaches pytest, which stops us
             )
-        self.roles.append(role)
-        self.procs.append(proc)
-        self.logs.append(log)
-        _running.add(self)
-        return proc
 
     @property
-    def master(self) -> subprocess.Popen[bytes] | None:
+    def master(self) -> LocustProcess | None:
         return self.procs[0] if self.procs else None
 
     @property
-    def workers(self) -> list[subprocess.Popen[bytes]]:
+    def workers(self) -> list[LocustProcess]:
         return self.procs[1:]
 
     @property
@@ -91,7 +128,7 @@ class LocustProcesses:
         master = self.master
         return master is not None and master.poll() is None and not self._stopped
 
-    def exited(self) -> tuple[str, subprocess.Popen[bytes], int] | None:
+    def exited(self) -> tuple[str, LocustProcess, int] | None:
         """The first process that ended on its own: ``(role, process, exit code)``."""
         for role, proc in zip(self.roles, self.procs, strict=True):
             code = proc.poll()
@@ -133,11 +170,11 @@ class LocustProcesses:
         return "\n".join(parts) or "(locust wrote nothing)"
 
 
-def _signal(proc: subprocess.Popen[bytes], sig: signal.Signals) -> None:
+def _signal(proc: LocustProcess, sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError):
         proc.send_signal(sig)
 
 
-def _wait(proc: subprocess.Popen[bytes], seconds: float) -> None:
+def _wait(proc: LocustProcess, seconds: float) -> None:
     with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(timeout=seconds)

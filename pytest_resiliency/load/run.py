@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from .. import validate
 from .errors import LoadError
 from .ingest import Ingest
-from .processes import DEFAULT_GRACE, LocustProcesses, locust_environment
+from .processes import DEFAULT_GRACE, LocustProcess, LocustProcesses, locust_environment
 from .readback import HttpReadBack
 from .records import CLUSTER_ENV, WORKER_LOCAL_ENV, WORKER_NAME_ENV
 from .roster import WorkerRoster, master_port
@@ -30,8 +30,6 @@ from .stats import live_stats, locust_stats
 from .tail import EventsTail
 
 if TYPE_CHECKING:
-    import subprocess
-
     from ..experiment import Experiment
 
 DIED_CHECK = 0.2  # seconds: how soon wait_recovered() notices a load that died
@@ -141,11 +139,11 @@ class LoadRun:
         return self.processes.pids
 
     @property
-    def master(self) -> subprocess.Popen[bytes] | None:
+    def master(self) -> LocustProcess | None:
         return self.processes.master
 
     @property
-    def workers(self) -> list[subprocess.Popen[bytes]]:
+    def workers(self) -> list[LocustProcess]:
         return self.processes.workers
 
     @property

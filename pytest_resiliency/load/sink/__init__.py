@@ -30,6 +30,7 @@ import os
 import secrets
 import signal
 import time
+from collections.abc import Callable
 from typing import Any
 
 from ..records import (
@@ -222,15 +223,42 @@ def _flusher() -> None:
 
 
 def _parent_watch(parent: int) -> None:
-    """Quit when pytest is gone (SIGKILLed, crashed): no orphan load after any outcome."""
+    """Quit when pytest is gone (SIGKILLed, crashed): no orphan load after any outcome.
+
+    pytest is the parent of a subprocess, the grandparent of a process forked by the zygote:
+    it is watched through a pidfd (exact: no pid reuse), else as the parent.
+    """
     import gevent
 
+    gone = _parent_gone(parent)
     while True:
         gevent.sleep(PARENT_CHECK_EVERY)
-        if os.getppid() != parent:
+        if gone():
             os.kill(os.getpid(), signal.SIGTERM)
             gevent.sleep(10)
             os._exit(3)
+
+
+def _pid_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _parent_gone(parent: int) -> Callable[[], bool]:
+    import select
+
+    try:
+        fd = os.pidfd_open(parent)
+    except ProcessLookupError:
+        return lambda: True
+    except (AttributeError, OSError):  # no pidfd here (old kernel): the parent, else a live pid
+        return lambda: os.getppid() != parent and not _pid_exists(parent)
+    return lambda: bool(select.select([fd], [], [], 0)[0])  # readable once the process has ended
 
 
 def _on_init(environment: Any, **_: Any) -> None:

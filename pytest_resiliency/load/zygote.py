@@ -1,0 +1,159 @@
+"""The locust zygote: imports locust once, then forks a ready interpreter for every locust process.
+
+Run as ``python -m pytest_resiliency.load.zygote`` by :mod:`.processes` (never imported by
+pytest: importing locust monkey-patches the interpreter with gevent). Starting a locust
+process costs ~0.65 s of imports; a fork of this process costs a few milliseconds.
+
+Protocol, one line each way. Requests on stdin: ``{"argv": [...], "env": {...}, "cwd": ...,
+"log": ...}``. Answers on stdout: ``ready`` once locust is imported, then ``spawned PID`` or
+``failed REASON`` per request, in order, and ``exited PID CODE`` (``CODE`` as
+:attr:`subprocess.Popen.returncode`: negative for a signal) when a child ends. The zygote
+exits when its stdin closes; its children do not (they watch pytest themselves).
+
+Single-threaded: the loop waits with the *original* ``select`` on stdin and a self-pipe
+that the SIGCHLD handler's wakeup fd writes to, and reaps with the original ``waitpid``,
+because gevent patches ``os.fork``, ``os.waitpid``, ``select`` and ``signal`` for its hub.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import sys
+import traceback
+from typing import Any
+
+RESCAN = 1.0  # seconds: a safety net under the SIGCHLD wakeup
+
+
+def _write(line: str) -> None:
+    data = (line + "\n").encode()
+    while data:
+        data = data[os.write(1, data) :]
+
+
+def _child(request: dict[str, Any], fds: tuple[int, ...], set_handler: Any) -> None:
+    """In the forked child: become the process ``python -m locust ARGV`` would have been; never returns."""
+    code = 1
+    try:
+        os.setsid()  # its own session, like start_new_session=True: stop() kills its group
+        signal.set_wakeup_fd(-1)
+        set_handler(signal.SIGCHLD, signal.SIG_DFL)
+        for fd in fds:
+            os.close(fd)
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        os.close(null)
+        log = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        os.dup2(log, 1)
+        os.dup2(log, 2)
+        os.close(log)
+        cwd = request["cwd"]
+        os.chdir(cwd)
+        env: dict[str, str] = request["env"]
+        os.environ.clear()
+        os.environ.update(env)
+        # PYTHONPATH is read at interpreter start only: put the request's first, as `-m` would.
+        first = [cwd, *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
+        sys.path[:] = list(dict.fromkeys([*first, *sys.path[1:]]))  # [0] was the zygote's own cwd
+        import gevent
+
+        gevent.reinit()
+        sys.argv = list(request["argv"])
+        import locust.main
+
+        try:
+            locust.main.main()  # type: ignore[no-untyped-call]
+            code = 0
+        except SystemExit as exc:
+            code = _exit_code(exc.code)
+        except BaseException:
+            traceback.print_exc()
+            code = 1
+        try:
+            import atexit
+
+            atexit._run_exitfuncs()  # locust registers some; an interpreter exit would run them
+        except BaseException:
+            traceback.print_exc()
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(BaseException):  # nothing is left to report it to
+                stream.flush()
+        os._exit(code)
+
+
+def _exit_code(value: object) -> int:
+    """``sys.exit(value)`` as the interpreter would exit: None is 0, an int itself, else printed and 1."""
+    if value is None:
+        return 0
+    if isinstance(value, int):
+        return value & 0xFF
+    print(value, file=sys.stderr)
+    return 1
+
+
+def serve() -> None:
+    import locust.main  # noqa: F401 - the point: import (and monkey-patch) once, before any fork
+    from gevent import monkey
+
+    fork = monkey.get_original("os", "fork")
+    waitpid = monkey.get_original("os", "waitpid")
+    select = monkey.get_original("select", "select")
+    set_handler = monkey.get_original("signal", "signal")
+
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_r, False)
+    os.set_blocking(wake_w, False)
+    signal.set_wakeup_fd(wake_w)
+    set_handler(signal.SIGCHLD, lambda signum, frame: None)  # a Python handler, so the wakeup fd is written
+    children: set[int] = set()
+    buffer = b""
+    _write("ready")
+
+    def reap() -> None:
+        for pid in list(children):
+            try:
+                done, status = waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                children.discard(pid)
+                continue
+            if done:
+                children.discard(pid)
+                _write(f"exited {pid} {os.waitstatus_to_exitcode(status)}")
+
+    while True:
+        readable, _, _ = select([0, wake_r], [], [], RESCAN)
+        if wake_r in readable:
+            try:
+                while os.read(wake_r, 512):
+                    pass
+            except BlockingIOError:
+                pass
+        reap()
+        if 0 not in readable:
+            continue
+        chunk = os.read(0, 65536)
+        if not chunk:
+            return  # pytest is gone or done; the children watch pytest themselves
+        buffer += chunk
+        while b"\n" in buffer:
+            line, buffer = buffer.split(b"\n", 1)
+            try:
+                request = json.loads(line)
+                pid = fork()
+            except Exception as exc:  # a bad request or no fork: pytest falls back to a subprocess
+                _write(f"failed {type(exc).__name__}: {exc}".replace("\n", " "))
+                continue
+            if pid == 0:
+                _child(request, (wake_r, wake_w), set_handler)
+            children.add(pid)
+            _write(f"spawned {pid}")
+
+
+if __name__ == "__main__":
+    serve()
