@@ -85,6 +85,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="refuse a load worker whose clock differs from this host's by more than this (default 1s)",
     )
+    group.addoption(
+        "--resiliency-load-fork",
+        choices=("on", "off"),
+        default=None,
+        help="on (default): fork locust processes from a process that imported locust once; off: start each "
+        "as a fresh `python -m locust` (for locustfiles that need a fresh interpreter). "
+        "Also RESILIENCY_LOAD_FORK=0",
+    )
 
 
 START_TIMEOUT = pytest.StashKey[float]()
@@ -95,6 +103,11 @@ DEFAULT_MAX_CLOCK_SKEW = 1.0
 
 def pytest_configure(config: pytest.Config) -> None:
     """Check the option at start-up: a bad value is a usage error, not a test error."""
+    fork = config.getoption("resiliency_load_fork", None)
+    if fork is not None:
+        from . import forkserver
+
+        forkserver.configure(fork == "on")
     for option, key, default in (
         ("resiliency_load_start_timeout", START_TIMEOUT, DEFAULT_START_TIMEOUT),
         ("resiliency_load_max_clock_skew", MAX_CLOCK_SKEW, DEFAULT_MAX_CLOCK_SKEW),

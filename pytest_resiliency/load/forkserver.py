@@ -25,10 +25,12 @@ from pathlib import Path
 from typing import IO
 
 FORK_ENV = "RESILIENCY_LOAD_FORK"
+ON = ("1", "on", "true", "yes")
 OFF = ("0", "off", "false", "no")
 READY_TIMEOUT = 60.0  # seconds: importing locust takes ~0.65 s on an idle machine
 ANSWER_TIMEOUT = 10.0  # seconds: a fork is milliseconds
 ORPHAN_POLL = 0.05  # seconds: how often a child of a dead zygote is checked
+ZYGOTE_MODULE = "pytest_resiliency.load.zygote"
 UNKNOWN_EXIT = 255  # the exit code of a child whose zygote died before reporting it
 
 _option: bool | None = None  # --resiliency-load-fork, when given; it wins over the environment
@@ -44,9 +46,15 @@ def configure(on: bool) -> None:
 
 
 def enabled() -> bool:
+    """``--resiliency-load-fork`` if given, else ``RESILIENCY_LOAD_FORK`` (default on)."""
     if _option is not None:
         return _option
-    return os.environ.get(FORK_ENV, "1").strip().lower() not in OFF
+    value = os.environ.get(FORK_ENV, "1").strip().lower()
+    if value not in ON + OFF:
+        from .errors import LoadConfigError
+
+        raise LoadConfigError(f"{FORK_ENV}={os.environ[FORK_ENV]!r} is not accepted; use one of {', '.join(ON + OFF)}")
+    return value in ON
 
 
 class ZygoteChild:
@@ -102,7 +110,7 @@ class Zygote:
         self.stderr: IO[bytes] = tempfile.TemporaryFile(prefix="resiliency-zygote-")  # noqa: SIM115 - lives as long as the zygote
         self.proc = subprocess.Popen(
             # -P: no directory of ours at the front of sys.path (a child puts its own cwd there)
-            [sys.executable, "-P", "-m", "pytest_resiliency.load.zygote"],
+            [sys.executable, "-P", "-m", ZYGOTE_MODULE],
             cwd=tempfile.gettempdir(),
             env=env,
             stdin=subprocess.PIPE,
@@ -188,6 +196,9 @@ class Zygote:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+        self._reader.join(timeout=5)  # it reads to the end, then hands its children over as orphans
+        if self.proc.stdout is not None and not self._reader.is_alive():
+            self.proc.stdout.close()
         self.stderr.close()
 
 
@@ -228,6 +239,20 @@ def spawn(command: list[str], env: dict[str, str], cwd: Path, log: Path) -> tupl
 
 
 _spawn_lock = threading.Lock()
+
+
+def zygote_pid() -> int | None:
+    """The pid of this process's zygote, if one is running."""
+    zygote = _zygote
+    return zygote.proc.pid if zygote is not None and not zygote.dead and zygote.owner == os.getpid() else None
+
+
+def reset() -> None:
+    """End the zygote and forget a failure to start one: the next spawn tries afresh."""
+    global _broken
+    with _spawn_lock:
+        close()
+        _broken = None
 
 
 def close() -> None:

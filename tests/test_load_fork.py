@@ -1,0 +1,207 @@
+"""Locust forked from the zygote: the same run as a subprocess, stopped exactly, gone with pytest.
+
+Real zygotes and locust processes against a loopback server; the zygote's failure is a real
+one too (a module that does not exist), not a mock.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from load_servers import OrdersServer
+
+from pytest_resiliency.experiment import Experiment
+from pytest_resiliency.load import forkserver
+from pytest_resiliency.load.errors import LoadConfigError
+from pytest_resiliency.load.forkserver import FORK_ENV, ZygoteChild
+from pytest_resiliency.load.spec import LoadError
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def server() -> Iterator[OrdersServer]:
+    orders = OrdersServer()
+    yield orders
+    orders.close()
+
+
+@pytest.fixture(autouse=True)
+def fresh_zygote(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Each test starts without a zygote (or a remembered failure) and leaves none behind."""
+    monkeypatch.delenv(FORK_ENV, raising=False)
+    monkeypatch.setattr(forkserver, "_option", None)
+    forkserver.reset()
+    yield
+    forkserver.reset()
+
+
+def _proc_gone(pid: int) -> bool:
+    """Not in /proc at all: exited and reaped (a zombie still has its /proc entry)."""
+    return not Path(f"/proc/{pid}").exists()
+
+
+def _stat(pid: int) -> list[str]:
+    """/proc/PID/stat fields after the command name: state, ppid, pgrp, session, ..."""
+    text = Path(f"/proc/{pid}/stat").read_text()
+    return text[text.rindex(")") + 2 :].split()
+
+
+def _in_session(session: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if int(_stat(int(entry.name))[3]) == session:
+                    found.append(int(entry.name))
+            except (OSError, ValueError, IndexError):
+                continue
+    return found
+
+
+@pytest.mark.parametrize("fork", ["1", "0"], ids=["forked", "subprocess"])
+def test_a_run_counts_what_the_server_served_forked_or_not(
+    server: OrdersServer, load: Any, experiment: Experiment, monkeypatch: pytest.MonkeyPatch, fork: str
+) -> None:
+    monkeypatch.setenv(FORK_ENV, fork)
+    with load(server.url, users=2, rate=40, writes=1.0) as traffic:
+        traffic.wait_steady(successes=40)
+        master = traffic.master
+        assert master is not None
+        if fork == "1":
+            zygote = forkserver.zygote_pid()
+            assert isinstance(master, ZygoteChild) and zygote is not None
+            _state, ppid, _, session = _stat(master.pid)[:4]
+            assert int(ppid) == zygote and int(session) == master.pid  # forked, its own session leader
+            env = Path(f"/proc/{master.pid}/environ").read_bytes().split(b"\0")
+            assert f"RESILIENCY_PARENT_PID={os.getpid()}".encode() in env  # watches pytest, not the zygote
+        else:
+            assert isinstance(master, subprocess.Popen) and forkserver.zygote_pid() is None
+    assert _proc_gone(master.pid)
+    evidence = experiment.timeline.snapshot()
+    ledger = experiment.verify_writes(traffic.read_back)
+    assert ledger.acknowledged >= 40 and ledger.lost == 0
+    # every acknowledged write is one the server stored; in-flight ones at the stop may be unanswered
+    requests = len(evidence.op_name)
+    assert requests <= server.writes <= requests + 2
+    assert ledger.acknowledged == len(server.keys())
+
+
+def test_a_broken_locustfile_fails_the_same_forked_or_not(
+    load: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    locustfile = tmp_path / "broken.py"
+    locustfile.write_text("from locust import HttpUser\ndef broken(:\n")
+    messages = {}
+    for fork in ("1", "0"):
+        monkeypatch.setenv(FORK_ENV, fork)
+        with pytest.raises(LoadError) as info:
+            load("http://127.0.0.1:9", locustfile=locustfile)
+        messages[fork] = re.sub(r"pid \d+", "pid N", str(info.value))
+    assert "exited with code 1" in messages["1"] and "SyntaxError" in messages["1"] and "broken.py" in messages["1"]
+    # The same message but for the outermost traceback frames (runpy's in a subprocess, the zygote's when forked).
+    unindented = {
+        fork: [line for line in text.splitlines() if not line.startswith(" ")] for fork, text in messages.items()
+    }
+    assert unindented["1"] == unindented["0"]
+    for text in messages.values():
+        assert f'File "{locustfile}", line 2' in text
+
+
+def test_stop_leaves_no_process_and_the_zygote_no_zombie(server: OrdersServer, load: Any) -> None:
+    traffic = load(server.url, users=2, rate=40, workers=1)
+    traffic.wait_steady()
+    pids = traffic.pids
+    assert len(pids) == 2 and all(isinstance(p, ZygoteChild) for p in [traffic.master, *traffic.workers])
+    zygote = forkserver.zygote_pid()
+    assert zygote is not None
+    traffic.stop()
+    assert [pid for pid in pids if not _proc_gone(pid)] == []
+    assert [pid for pid in pids if _in_session(pid)] == []  # nothing of their process groups either
+    children = Path(f"/proc/{zygote}/task/{zygote}/children").read_text().split()
+    assert children == []  # the zygote reaped them
+    assert traffic.master is not None and traffic.master.returncode is not None
+
+
+def test_a_dead_zygote_does_not_lose_its_children_and_is_replaced(server: OrdersServer, load: Any) -> None:
+    traffic = load(server.url, users=2, rate=40)
+    first = forkserver.zygote_pid()
+    assert first is not None
+    os.kill(first, signal.SIGKILL)
+    traffic.wait_steady(successes=20)  # the load runs on without its zygote
+    traffic.stop()
+    assert traffic.master is not None and _proc_gone(traffic.master.pid)
+    again = load(server.url, users=1, rate=20)
+    again.wait_steady(successes=5)
+    assert isinstance(again.master, ZygoteChild) and forkserver.zygote_pid() not in (None, first)
+    again.stop()
+
+
+def test_an_unavailable_zygote_falls_back_to_a_subprocess_and_says_so(
+    server: OrdersServer, load: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(forkserver, "ZYGOTE_MODULE", "pytest_resiliency.load.no_such_zygote")
+    with load(server.url, users=1, rate=20) as traffic:
+        traffic.wait_steady(successes=5)
+        assert isinstance(traffic.master, subprocess.Popen)
+    log = traffic.logs[0].read_text()
+    assert log.startswith("pytest-resiliency: the locust zygote failed (")
+    assert "No module named pytest_resiliency.load.no_such_zygote" in log and "started as a subprocess" in log
+
+
+def test_a_bad_fork_setting_is_a_clear_error(load: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(FORK_ENV, "maybe")
+    with pytest.raises(LoadConfigError, match=r"RESILIENCY_LOAD_FORK='maybe' is not accepted; use one of 1, on"):
+        load("http://127.0.0.1:9")
+
+
+INNER = """
+import json, os, signal, sys
+import pytest
+sys.path.insert(0, {tests!r})
+from load_servers import OrdersServer
+from pytest_resiliency.load import forkserver
+
+def test_body(load):
+    server = OrdersServer()
+    traffic = load(server.url, users=2, rate=40)
+    traffic.wait_steady()
+    zygote = forkserver.zygote_pid()
+    with open("pids.json.tmp", "w") as f:
+        json.dump({{"load": traffic.pids, "zygote": zygote, "forked": forkserver.enabled()}}, f)
+    os.replace("pids.json.tmp", "pids.json")
+    if {kill!r}:
+        os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def _wait_gone(pids: list[int], seconds: float) -> list[int]:
+    deadline = time.monotonic() + seconds
+    while [p for p in pids if not _proc_gone(p)] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return [p for p in pids if not _proc_gone(p)]
+
+
+@pytest.mark.parametrize("end", ["passes", "sigkill", "fork-off"])
+def test_nothing_of_a_pytest_run_remains_after_it(pytester: pytest.Pytester, end: str) -> None:
+    pytester.makepyfile(INNER.format(tests=str(Path(__file__).parent), kill=end == "sigkill"))
+    args = ["-p", "no:cacheprovider", "-q", *(["--resiliency-load-fork=off"] if end == "fork-off" else [])]
+    result = pytester.run(sys.executable, "-m", "pytest", *args, timeout=120)
+    started = json.loads((pytester.path / "pids.json").read_text())
+    if end == "fork-off":
+        assert result.ret == 0 and started["forked"] is False and started["zygote"] is None
+    else:
+        assert result.ret == (-signal.SIGKILL if end == "sigkill" else 0), result.stdout.str()
+        assert started["forked"] is True and started["zygote"] is not None
+    # SIGKILL: the zygote sees its stdin close, the locust process sees pytest gone (pidfd).
+    assert _wait_gone([*started["load"], *filter(None, [started["zygote"]])], 20) == []
