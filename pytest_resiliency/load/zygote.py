@@ -57,7 +57,7 @@ def _child(request: dict[str, Any], fds: tuple[int, ...], set_handler: Any) -> N
         os.environ.update(env)
         # PYTHONPATH is read at interpreter start only: put the request's first, as `-m` would.
         first = [cwd, *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
-        sys.path[:] = list(dict.fromkeys([*first, *sys.path[1:]]))  # [0] was the zygote's own cwd
+        sys.path[:] = list(dict.fromkeys([*first, *sys.path]))  # the zygote ran with -P: no cwd of its own
         import gevent
 
         gevent.reinit()
