@@ -16,6 +16,7 @@ import contextlib
 import json
 import os
 import queue
+import signal
 import subprocess
 import sys
 import tempfile
@@ -36,7 +37,8 @@ UNKNOWN_EXIT = 255  # the exit code of a child whose zygote died before reportin
 _option: bool | None = None  # --resiliency-load-fork, when given; it wins over the environment
 _zygote: Zygote | None = None
 _broken: str | None = None  # why the zygote could not start; not retried in this process
-_lock = threading.Lock()
+_lock = threading.Lock()  # the zygote's children, shared with its reader thread
+_spawn_lock = threading.Lock()  # one spawn at a time: requests and answers pair up in order
 
 
 def configure(on: bool) -> None:
@@ -86,20 +88,23 @@ class ZygoteChild:
         """The zygote died: nobody reports this child's exit; notice it by its pid disappearing."""
 
         def watch() -> None:
-            while True:
-                try:
-                    os.kill(self.pid, 0)
-                except ProcessLookupError:
-                    self._exited(UNKNOWN_EXIT)
-                    return
-                except PermissionError:
-                    pass
+            while _running(self.pid):
                 time.sleep(ORPHAN_POLL)
+            self._exited(UNKNOWN_EXIT)
 
         threading.Thread(target=watch, name=f"resiliency-orphan-{self.pid}", daemon=True).start()
 
     def __repr__(self) -> str:
         return f"<ZygoteChild pid={self.pid} returncode={self.returncode}>"
+
+
+def _running(pid: int) -> bool:
+    """Neither gone nor a zombie (an orphan's zombie lasts until pid 1 reaps it, if it ever does)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2 :].split()[0] not in ("Z", "X")
 
 
 class Zygote:
@@ -200,6 +205,14 @@ class Zygote:
         if self.proc.stdout is not None and not self._reader.is_alive():
             self.proc.stdout.close()
         self.stderr.close()
+        while True:  # a child forked after spawn() gave up waiting for it: nobody would stop it
+            try:
+                answer = self.answers.get_nowait()
+            except queue.Empty:
+                break
+            if answer is not None and answer[1] is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(answer[1].pid, signal.SIGKILL)
 
 
 def locust_argv(command: list[str]) -> list[str] | None:
@@ -216,29 +229,28 @@ def spawn(command: list[str], env: dict[str, str], cwd: Path, log: Path) -> tupl
     if argv is None:
         return None, "not a `python -m locust` command"
     with _spawn_lock:
-        if _broken is not None:
-            return None, _broken
-        zygote = _zygote
-        if zygote is not None and (zygote.dead or zygote.owner != os.getpid()):
-            if zygote.owner == os.getpid():
-                zygote.close()
-            zygote = _zygote = None  # died (or we are a fork of its owner): start a fresh one
-        first = zygote is None
-        try:
-            if zygote is None:
-                zygote = _zygote = Zygote(env)
-            return zygote.spawn(argv, env, cwd, log), ""
-        except (OSError, ValueError, subprocess.SubprocessError) as exc:
-            reason = f"the locust zygote failed ({exc})"
-            if first:
-                _broken = reason  # it cannot start here: do not pay its timeout on every spawn
-            if _zygote is not None:
-                _zygote.close()
-                _zygote = None
-            return None, reason
-
-
-_spawn_lock = threading.Lock()
+        reason = ""
+        for _ in range(2):  # a zygote that was up but died under us is replaced once
+            if _broken is not None:
+                return None, _broken
+            zygote = _zygote
+            if zygote is not None and (zygote.dead or zygote.owner != os.getpid()):
+                if zygote.owner == os.getpid():
+                    zygote.close()
+                zygote = _zygote = None  # died (or we are a fork of its owner): start a fresh one
+            fresh = zygote is None
+            try:
+                if zygote is None:
+                    zygote = _zygote = Zygote(env)
+                return zygote.spawn(argv, env, cwd, log), ""
+            except (OSError, ValueError, subprocess.SubprocessError) as exc:
+                reason = f"the locust zygote failed ({exc})"
+                if _zygote is not None:
+                    _zygote.close()
+                    _zygote = None
+                if fresh:
+                    _broken = reason  # it cannot start here: do not pay its timeout on every spawn
+        return None, reason
 
 
 def zygote_pid() -> int | None:
