@@ -176,6 +176,13 @@ def test_a_bad_fork_setting_is_a_clear_error(load: Any, monkeypatch: pytest.Monk
         load("http://127.0.0.1:9")
 
 
+def test_a_bad_fork_option_is_a_usage_error(pytester: pytest.Pytester) -> None:
+    pytester.makepyfile("def test_nothing():\n    pass\n")
+    result = pytester.runpytest_subprocess("--resiliency-load-fork=maybe")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*--resiliency-load-fork: invalid choice: 'maybe' (choose from *on*, *off*)*"])
+
+
 INNER = """
 import json, os, signal, sys
 import pytest
