@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -62,7 +63,7 @@ def test_failing_body_stops_the_load_and_reports_locust_stats(pytester: pytest.P
     text = (pytester.path / "journal.json").read_text()
     assert '"locust"' in text
     journal = json.loads(text)
-    found = _find(journal, "locust")
+    found: dict[str, Any] | None = _find(journal, "locust")
     assert found and found["users"] == 2 and found["requests_ingested"] > 0
     assert {entry["method"] for entry in found["stats"]} == {"GET", "POST"}
 
