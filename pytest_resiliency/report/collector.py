@@ -144,6 +144,20 @@ class ResultCollector:
             self._unmarked.add(report.nodeid)
         self.config.hook.pytest_resiliency_result(report=report, payload=payload)
 
+    @pytest.hookimpl(tryfirst=True)  # before the terminal reporter formats the traceback (slow)
+    def pytest_keyboard_interrupt(self) -> None:
+        """Ctrl-C or SIGINT to the xdist controller: workers with an active fault revert it now.
+
+        Here because this object lives exactly in the process that needs it (the serial process
+        or the controller). Without it xdist lets a worker's running test, fault and all, go on
+        for 5 s; workers without a fault are left to xdist as always.
+        """
+        if self.config.pluginmanager.has_plugin("dsession"):
+            from ..interrupt import interrupt_workers
+            from ..plugin import journal_path
+
+            interrupt_workers(journal_path())
+
     @property
     def experiments(self) -> list[dict[str, Any]]:
         """Entries of tests marked ``resiliency``: the experiments, with a budget to judge."""
