@@ -45,19 +45,32 @@ class ScrubbedCrash:
 
 
 def scrub_report(report: pytest.TestReport | pytest.CollectReport) -> None:
-    """Remove secrets from what every reporter prints: failure text, captured output, properties."""
+    """Remove secrets from what every reporter prints: node id, failure text, skip and xfail reasons,
+    captured output, properties."""
+    from .secrets import env_secrets, scrub, scrub_text
+
+    known = env_secrets()
+    nodeid = scrub_text(report.nodeid, known)  # already clean for a test renamed at collection
+    if nodeid != report.nodeid:
+        report.nodeid = nodeid
+        if isinstance(report, pytest.TestReport):
+            path, line, domain = report.location
+            report.location = (path, line, scrub_text(domain, known))
+            report.keywords = {scrub_text(k, known): v for k, v in report.keywords.items()}
+    if isinstance(getattr(report, "wasxfail", None), str):
+        report.wasxfail = scrub_text(report.wasxfail, known)  # type: ignore[union-attr]
     if not (
         report.longrepr is not None
         or report.sections
         or getattr(report, "user_properties", None)
         or getattr(report, "resiliency", None) is not None
     ):
-        return  # the common case, a quiet passing test: nothing that could hold a secret
-    from .secrets import env_secrets, scrub, scrub_text
-
-    known = env_secrets()
+        return  # the common case, a quiet passing test: nothing else that could hold a secret
     longrepr = report.longrepr
-    if longrepr is not None and not isinstance(longrepr, tuple):  # a tuple is a skip location
+    if isinstance(longrepr, tuple):  # a skip: (path, line, "Skipped: reason")
+        path, line, reason = longrepr
+        report.longrepr = (path, line, scrub_text(str(reason), known))
+    elif longrepr is not None:
         text = str(longrepr)
         clean = scrub_text(text, known)
         if clean != text:
