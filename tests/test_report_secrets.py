@@ -135,7 +135,7 @@ def test_a_known_secret_cut_by_pytests_repr_truncation_is_redacted_on_both_sides
 @pytest.mark.parametrize(
     "text",
     [
-        "  File \"/usr/lib/python3/site-packages/chaoslib/secret.py:93: AttributeError",
+        '  File "/usr/lib/python3/site-packages/chaoslib/secret.py:93: AttributeError',
         "the token expired; monkey: banana; sort_key=name; keyboard: us",
         "password reset requested",
     ],
