@@ -146,7 +146,10 @@ def _watch_parent(parent: int, stop: threading.Event) -> None:
     """
     while not stop.wait(PARENT_POLL):
         if os.getppid() != parent:
-            os.kill(os.getpid(), signal.SIGTERM)  # handled in the main thread: the faults unwind
+            # Only while our handler is in place: once a SIGTERM is being handled, the default is
+            # back and another one would end the process in the middle of its reverts.
+            if not stop.is_set() and signal.getsignal(signal.SIGTERM) is _on_sigterm:
+                os.kill(os.getpid(), signal.SIGTERM)  # handled in the main thread: the faults unwind
             return
 
 
@@ -154,6 +157,7 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     global _installed, _pending, _deferred
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends the process at once
     _installed = False
+    _stop_parent_watch()  # its job is done; it must not send the second SIGTERM
     if not _active:  # the last fault was reverted by another thread meanwhile: default action
         _die()
     if not _pending:
