@@ -127,12 +127,12 @@ class ReportScrubbing:
 
     @pytest.hookimpl(tryfirst=True)  # before the marker check, whose usage error names the test
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
-        from ..plugin import _uses_plugin_fixture
+        from ..settings import uses_plugin_fixture
 
         mine = [
             item
             for item in items
-            if self.scrub_all or item.get_closest_marker("resiliency") is not None or _uses_plugin_fixture(item)
+            if self.scrub_all or item.get_closest_marker("resiliency") is not None or uses_plugin_fixture(item)
         ]
         if not mine:
             return
