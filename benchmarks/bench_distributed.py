@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
@@ -36,7 +37,7 @@ from pytest_resiliency.load.run import LoadRun  # noqa: E402
 from pytest_resiliency.load.spec import make_spec  # noqa: E402
 
 
-def _start(url: str, workdir: Path, **options: object) -> tuple[LoadRun, Experiment]:
+def _start(url: str, workdir: Path, **options: Any) -> tuple[LoadRun, Experiment]:
     experiment = Experiment("bench_distributed")
     spec = make_spec(url, max_clock_skew=1.0, master_port=0, **options)
     return LoadRun(spec, experiment, Path(tempfile.mkdtemp(dir=workdir)), start_timeout=30).start(), experiment

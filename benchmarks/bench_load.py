@@ -333,8 +333,8 @@ def side_by_side(*runs: PlainRun | FixtureRun, pin: int | None = None) -> list[t
     for json_file, series in zip(files, samples, strict=True):
         counts = _per_second(json_file)
         requests = sum(counts[t] for t in inner)
-        cpu = _cpu_between(series, inner[0], inner[-1] + 1)  # steady state: start-up and shut-down left out
-        results.append((requests / len(inner), cpu / requests * 1e6))
+        steady_cpu = _cpu_between(series, inner[0], inner[-1] + 1)  # steady state: start-up and shut-down left out
+        results.append((requests / len(inner), steady_cpu / requests * 1e6))
     return results
 
 

@@ -211,7 +211,7 @@ def main() -> None:
             (f"{args.tests} tests --co -n 2", ["--collect-only", "-n", "2", "many"]),
             (f"{args.tests} tests run -n 2", ["-n", "2", "many"]),
         ]
-        package = Path(__import__("pytest_resiliency").__file__).parent
+        package = Path(str(__import__("pytest_resiliency").__file__)).parent
         print(f"python {sys.version.split()[0]}, pytest_resiliency from {package}")
         wanted = {"both": ("w", "P"), "writable": ("w",), "dontwrite": ("P",)}[args.mode]
         selected = [m for m in modes(root) if m.name.startswith(wanted)]

@@ -74,7 +74,7 @@ def run_monitor(server: GroundTruthServer, outage: float) -> float:
     exp.finish(settle=False)
     rto = exp.measure().rto
     assert rto is not None and fault.record is not None and fault.record.reverted_at is not None
-    return rto - (fault.record.reverted_at - fault.record.injected_at)
+    return float(rto - (fault.record.reverted_at - fault.record.injected_at))
 
 
 def run_locust(server: GroundTruthServer, outage: float, rate: int) -> float:
@@ -93,7 +93,7 @@ def run_locust(server: GroundTruthServer, outage: float, rate: int) -> float:
             exp.finish(settle=False)
     rto = exp.measure(source="load").rto
     assert rto is not None and fault.record is not None and fault.record.reverted_at is not None
-    return rto - (fault.record.reverted_at - fault.record.injected_at)
+    return float(rto - (fault.record.reverted_at - fault.record.injected_at))
 
 
 def run_naive(server: GroundTruthServer, outage: float) -> float:
@@ -146,7 +146,7 @@ def _send_time_rto(exp: Experiment, source: str, t_inject: float) -> float:
     fails = [s for s, ok in ops if not ok and s >= t_inject]
     if not fails:
         return 0.0
-    return min(s for s, ok in ops if ok and s > max(fails)) - t_inject
+    return float(min(s for s, ok in ops if ok and s > max(fails)) - t_inject)
 
 
 def _closed_result(exp: Experiment, server: GroundTruthServer, source: str) -> Closed:

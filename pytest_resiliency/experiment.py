@@ -305,10 +305,29 @@ class Experiment:
         def hopeless() -> bool:
             return bool(self.aborted) or not self.evidence_may_come()
 
+        def remaining() -> float:
+            return max(0.0, deadline - time.time())
+
+        def recovered_for_good() -> bool:
+            """Recovered, and still so once every call in flight at that moment has answered.
+
+            A call sent into the fault may fail after the criteria first hold (a hung probe, a
+            slow error): its failure belongs to the evidence, so it is awaited (bounded by the
+            monitor's timeout) and the criteria are checked again.
+            """
+            if not self.recovered():
+                return False
+            pending = [(m, m.in_flight()) for m in self._monitors()]
+            if any(calls for _, calls in pending):
+                waiting.poll(lambda: all(m.answered(calls) for m, calls in pending), remaining(), poll)
+            return self.recovered()
+
         # Polled: the timeline has no "changed" event (evidence arrives from many threads and processes).
-        return bool(waiting.poll(self.recovered, max(0.0, deadline - time.time()), poll, give_up=hopeless)) or (
-            self.recovered()
-        )
+        return bool(waiting.poll(recovered_for_good, remaining(), poll, give_up=hopeless)) or self.recovered()
+
+    def _monitors(self) -> list[Monitor]:
+        with self._lock:
+            return [source for source in self._sources if isinstance(source, Monitor)]
 
     def verify_writes(self, reader: Callable[..., Iterable[str]]) -> LedgerResult:
         """Read the written keys back and classify the ledger (lost / recovered / unexpected).

@@ -117,6 +117,15 @@ class Monitor:
         for worker in self._workers:  # a call hung beyond its timeout is abandoned (daemon thread)
             worker.join(timeout=max(0.0, deadline - time.monotonic()))
 
+    def in_flight(self) -> frozenset[int]:
+        """The calls sent and not yet answered nor timed out: their outcome is still to come."""
+        with self._lock:
+            return frozenset(call for call in self._inflight if call not in self._timed_out)
+
+    def answered(self, calls: frozenset[int]) -> bool:
+        """Whether every one of ``calls`` has answered or timed out (its evidence is on the timeline)."""
+        return not (calls & self.in_flight())
+
     @property
     def running(self) -> bool:
         return self._thread.is_alive()

@@ -20,6 +20,7 @@ from .settings import (  # noqa: F401 - re-exported: these names were public her
     DEFAULT_RECOVERY_WINDOW,
     DEFAULT_TIMEOUT,
     MARKER_ARGUMENTS,
+    PLUGIN_FIXTURES,
     SCRUB_ALL_INI,
     STATE,
     SessionState,
@@ -27,6 +28,7 @@ from .settings import (  # noqa: F401 - re-exported: these names were public her
     header_line,
     journal_path,
     setting,
+    uses_plugin_fixture,
     whole,
 )
 
@@ -57,7 +59,6 @@ MARKERS = {
 
 
 # The plugin's fixtures: a test that uses one is a resiliency test (its reports are scrubbed).
-PLUGIN_FIXTURES = frozenset({"experiment", "load", "aws", "service", "proxy", "netns", "resiliency_moto_server"})
 
 OURS = pytest.StashKey[bool]()
 BUDGET = pytest.StashKey[tuple["Budget", "Criteria"]]()
@@ -164,7 +165,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         found = _marker_kwargs(item)
         if found is None:
-            if _uses_plugin_fixture(item):
+            if uses_plugin_fixture(item):
                 item.stash[OURS] = True
             continue
         item.stash[OURS] = True
@@ -200,22 +201,6 @@ def _parse_budget(item: pytest.Item, found: tuple[tuple[Any, ...], dict[str, Any
     for message in deprecated_arguments(found[1]):
         item.warn(DeprecationWarning(f"{item.nodeid}: {message}"))
     return None
-
-
-def _uses_plugin_fixture(item: pytest.Item) -> bool:
-    """Whether the test requests one of this plugin's fixtures (not a same-named fixture of its own)."""
-    names = PLUGIN_FIXTURES.intersection(getattr(item, "fixturenames", ()))
-    if not names:
-        return False
-    definitions = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
-    for name in names:
-        defs = definitions.get(name)
-        if not defs:
-            continue
-        module = getattr(defs[-1].func, "__module__", "") or ""
-        if module.startswith("pytest_resiliency."):
-            return True
-    return False
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:

@@ -137,3 +137,22 @@ def header_line(config: pytest.Config, tests: int | None) -> str:
         f"resiliency: {what}{aws}, recovered = {criteria.successes} successes in a row and "
         f"{criteria.window:g}s without failure (recovery timeout {criteria.timeout:g}s), undo log {journal_path()}"
     )
+
+
+PLUGIN_FIXTURES = frozenset({"experiment", "load", "aws", "service", "proxy", "netns", "resiliency_moto_server"})
+
+
+def uses_plugin_fixture(item: pytest.Item) -> bool:
+    """Whether the test requests one of this plugin's fixtures (not a same-named fixture of its own)."""
+    names = PLUGIN_FIXTURES.intersection(getattr(item, "fixturenames", ()))
+    if not names:
+        return False
+    definitions = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})
+    for name in names:
+        defs = definitions.get(name)
+        if not defs:
+            continue
+        module = getattr(defs[-1].func, "__module__", "") or ""
+        if module.startswith("pytest_resiliency."):
+            return True
+    return False

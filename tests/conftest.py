@@ -16,19 +16,6 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "slow: takes more than a few seconds (real processes, locust, browsers)")
     config.addinivalue_line("markers", "aws: runs against the embedded moto server")
     config.addinivalue_line("markers", "destructive: kills, fills or breaks processes the test started")
-    config.addinivalue_line(
-        "markers",
-        "needs_root(why): needs root (namespaces, cgroups, mounts, other users); skipped naming why otherwise. "
-        "CI's `root` job runs exactly these with sudo",
-    )
-
-
-def pytest_runtest_setup(item: pytest.Item) -> None:
-    """Skip a ``needs_root`` test without root, saying what it needs root for."""
-    marker = item.get_closest_marker("needs_root")
-    if marker is not None and os.geteuid() != 0:
-        why = marker.args[0] if marker.args else "this test"
-        pytest.skip(f"needs root: {why}")
 
 
 @pytest.fixture

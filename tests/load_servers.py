@@ -155,7 +155,7 @@ class OrdersServer:
 
     def _serve(self, conn: socket.socket, addr: Any) -> None:
         try:
-            _Handler(conn, addr, self)
+            _Handler(conn, addr, self)  # type: ignore[arg-type]  # duck-typed: the handler reads only our attributes
         except OSError:
             pass
         finally:

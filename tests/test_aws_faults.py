@@ -129,7 +129,7 @@ def test_rds_failover_and_reboot(aws: AwsSession) -> None:
 
     def writer() -> str:
         members = rds.describe_db_clusters(DBClusterIdentifier="orders")["DBClusters"][0]["DBClusterMembers"]
-        return next(m["DBInstanceIdentifier"] for m in members if m["IsClusterWriter"])
+        return str(next(m["DBInstanceIdentifier"] for m in members if m["IsClusterWriter"]))
 
     first = writer()
     with faults.rds_failover("orders") as fault:

@@ -279,7 +279,7 @@ def cases(path: Path) -> dict[str, junitparser.TestCase]:
 def suite_properties(path: Path) -> dict[str, str]:
     xml = junitparser.JUnitXml.fromfile(str(path))
     suite = xml if isinstance(xml, junitparser.TestSuite) else next(iter(xml))
-    return {p.name: p.value for p in suite.properties()}
+    return {p.name: p.value for p in suite.properties()}  # type: ignore[no-untyped-call]
 
 
 def check_figures(figures: dict[str, dict[str, str]]) -> None:
@@ -305,7 +305,7 @@ def test_default_xunit2_validates_and_its_figures_are_output_lines(
     xunit2_schema.validate(str(path))  # raises, naming the element, if the file is not valid
 
     read = cases(path)
-    assert all(case.child(junitparser.Properties) is None for case in read.values())  # none per test case
+    assert all(case.child(junitparser.Properties) is None for case in read.values())  # type: ignore[no-untyped-call]
     figures = {
         name: junit.parse_property_lines(case.system_out or "") for name, case in read.items() if name != "test_plain"
     }
@@ -344,7 +344,7 @@ def test_xunit1_keeps_testcase_properties_valid_against_its_schema(
     assert not xunit2_schema.is_valid(str(path))  # file/line attributes and <properties> are xunit1-only
     read = cases(path)
     figures = {
-        name: {p.name: p.value for p in case.child(junitparser.Properties) or []}
+        name: {p.name: p.value for p in case.child(junitparser.Properties) or []}  # type: ignore[no-untyped-call]
         for name, case in read.items()
         if name != "test_plain"
     }
@@ -374,7 +374,7 @@ def test_captured_output_and_figures_share_one_system_out_per_case(
     xunit2_schema.validate(str(path))
     read = cases(path)
     for name in FIGURES_OF:
-        assert len(list(read[name].iterchildren(junitparser.SystemOut))) == 1, name
+        assert len(list(read[name].iterchildren(junitparser.SystemOut))) == 1, name  # type: ignore[no-untyped-call]
     check_figures({name: junit.parse_property_lines(read[name].system_out or "") for name in FIGURES_OF})
     logs_passing = "junit_log_passing_tests=false" not in options
     assert ("captured by the test" in read[LONG].system_out) is logs_passing

@@ -1,13 +1,12 @@
 """The example suite's own helpers (``resiliency_tests/conftest.py``): evidence counts and test order.
 
 ``await_evidence`` holds the suite's faults until the load has seen enough; here it is fed
-request records through the load's real ``Ingest`` (the same parser the locust sink's lines go
+request records through the load's real ``Ingest`` (the same parser the locust sink's frames go
 through), from a thread, as locust's events arrive in a run.
 """
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from pathlib import Path
@@ -16,7 +15,7 @@ from typing import Any
 import pytest
 
 from pytest_resiliency.load.ingest import Ingest
-from pytest_resiliency.load.records import request_record
+from pytest_resiliency.load.records import encode_frame, request_record
 from pytest_resiliency.timeline import Timeline
 from resiliency_tests.conftest import await_evidence
 
@@ -27,7 +26,7 @@ class FakeTraffic:
     """What ``await_evidence`` reads of a ``Traffic``: its ingest and whether it runs.
 
     A stand-in for locust (which must never be imported in the pytest process): the records
-    are the sink's own JSON lines, parsed by the real ingest.
+    are the sink's own frames, parsed by the real ingest.
     """
 
     def __init__(self) -> None:
@@ -38,7 +37,7 @@ class FakeTraffic:
         now = time.time()
         records = [request_record(now, 0.001, True, "GET /orders/{key}", None) for _ in range(ok)]
         records += [request_record(now, 0.5, False, "GET /orders/{key}", "timeout") for _ in range(failed)]
-        self.ingest.feed(b"".join(json.dumps(r).encode() + b"\n" for r in records))
+        self.ingest.feed(encode_frame(records))
 
 
 def later(seconds: float, action: Any) -> threading.Thread:

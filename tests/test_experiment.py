@@ -145,3 +145,28 @@ def test_evidence_sources_report_events_to_the_experiment(experiment: Experiment
         12.5,
         {"params": {"InstanceIds": ["i-1"]}},
     )
+
+
+def test_the_wait_ends_only_once_calls_in_flight_at_the_decision_have_answered(experiment: Experiment) -> None:
+    """A slow call sent into the fault that fails after the wait would have ended must be in the evidence.
+
+    Without waiting for it, "no failure for a whole window" is decided while it is in flight;
+    its failure then arrives after the monitors stop and the measurement says "not recovered".
+    """
+    hang = threading.Event()
+
+    def probe() -> None:
+        if hang.is_set():
+            hang.clear()  # exactly one call: sent into the fault, answered 0.6 s later with an error
+            time.sleep(0.6)
+            raise ConnectionError("answered late with an error")
+
+    experiment.monitor(probe, every="10ms", timeout="2s")
+    wait_for(lambda: experiment.timeline.recovery_state().successes >= 5)
+    with faults.custom(hang.set, lambda: None, name="slow"):
+        pass
+    assert experiment.wait_recovered(timeout="5s")
+    experiment.finish(settle=False)  # stops the monitor at once: what the measurement gets is what came
+    measurement = experiment.measure()
+    assert measurement.episodes[0].failed == 1, "the late failure is part of the evidence"
+    assert measurement.status == "recovered"

@@ -446,6 +446,7 @@ def test_bad_distributed_arguments_are_clear_errors(tmp_path: Path) -> None:
         "timeout": ({"workers_timeout": 0, "remote_workers": 1}, "workers_timeout"),
     }
     for label, (options, expected) in cases.items():
+        assert isinstance(options, dict)
         with pytest.raises(LoadError, match=expected.replace("(", r"\(").replace(")", r"\)")):
             make_spec("http://127.0.0.1:9", **options)
         assert label
@@ -499,7 +500,8 @@ def test_clock_estimate_keeps_the_shortest_round_trip_and_bounds_the_truth() -> 
     # The worker's clock steps back 2 s (an NTP step): the next sample cannot agree, the old ones go.
     t0 = 2000.0
     assert clock.add(t0, t0 + 0.0005 + true_offset - 2.0, t0 + 0.002)
-    assert clock.steps == 1 and abs(clock.offset - (true_offset - 2.0)) <= clock.uncertainty + 1e-9
+    assert clock.steps == 1 and clock.offset is not None
+    assert abs(clock.offset - (true_offset - 2.0)) <= clock.uncertainty + 1e-9
     batch = [[2000.25, 0.01, 1, "GET /", None], ["w", "k", 2000.5, 2000.75, "ok"], ["w", "j", 2000.5, None, "fail"]]
     assert correct(batch, 0.25) == [
         [2000.0, 0.01, 1, "GET /", None],

@@ -174,6 +174,7 @@ def test_rto_judged_on_a_prometheus_sli_matches_what_the_client_saw(
     try:
         experiment.monitor(sli, every=STEP)  # live evidence: the instant query, as any probe
         time.sleep(0.5)  # a baseline of healthy traffic before the fault
+        assert ledger.pid is not None
         fault = experiment.inject(faults.pause(ledger.pid))
         try:
             time.sleep(OUTAGE)  # the outage itself: the ledger stays paused this long

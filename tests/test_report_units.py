@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from pytest_resiliency import faults
-from pytest_resiliency.budget import Budget, Criteria
+from pytest_resiliency.budget import Budget, Criteria, format_duration
 from pytest_resiliency.experiment import Experiment
 from pytest_resiliency.report import chart, html, journal_schema, payload, series, summary_md
 from pytest_resiliency.report.secrets import REDACTED, env_secrets, scrub, scrub_text
@@ -125,7 +125,7 @@ def test_chart_draws_the_recovery_bracket_and_its_uncertainty() -> None:
     assert episode["recovery_from"] < episode["t_recovered"] == episode["recovery_by"]
     svg = chart.render(p)
     assert svg.count('class="recovery-bracket"') == 1
-    assert f"(±{chart.format_duration(episode['uncertainty'])})" in svg
+    assert f"(±{format_duration(episode['uncertainty'])})" in svg
 
 
 def test_the_journal_keeps_every_lost_key_and_the_chart_summarises() -> None:

@@ -167,6 +167,9 @@ def test_handler_fetches_a_prefix_and_refuses_a_zip_slip(s3: tuple[Any, str, str
         ({"bucket": "b", "suite": "s.zip", "marker": "x"}, "unknown event key.s. marker; accepted: bucket"),
         ({"bucket": "b", "suite": "s.zip", "args": "-x"}, r"event\['args'\] must be a list of strings"),
         ({"bucket": "b", "suite": "s.zip", "args": ["--html=x"]}, "may not contain '--html=x'"),
+        ({"bucket": "b", "suite": "s.zip", "args": ["-mnot aws"]}, "may not contain '-mnot aws'"),
+        ({"bucket": "b", "suite": "s.zip", "args": ["-vm", "aws"]}, "may not contain '-vm'"),
+        ({"bucket": "b", "suite": "s.zip", "args": ["-qsmaws"]}, "may not contain '-qsmaws'"),
         ({"bucket": "b", "suite": "s.zip", "path": "../up"}, "must be a relative path inside the suite"),
         ({"bucket": "b", "suite": "s.zip", "run_id": "a/b"}, "must be letters, digits"),
         ({"bucket": "b", "suite": "s.zip", "timeout": 0}, "must be a number of seconds > 0"),
@@ -175,6 +178,16 @@ def test_handler_fetches_a_prefix_and_refuses_a_zip_slip(s3: tuple[Any, str, str
 def test_bad_events_are_refused_naming_the_key(event: Any, message: str) -> None:
     with pytest.raises(EventError, match=message):
         parse(event)
+
+
+def test_short_options_that_only_look_like_m_are_accepted() -> None:
+    """``-kmain`` selects by name and ``-rm`` is a report-chars value: neither sets a mark expression."""
+    assert parse({"bucket": "b", "suite": "s.zip", "args": ["-kmain", "-rm", "-x", "--maxfail=2"]}).args == (
+        "-kmain",
+        "-rm",
+        "-x",
+        "--maxfail=2",
+    )
 
 
 def test_event_defaults() -> None:

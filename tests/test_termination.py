@@ -7,8 +7,15 @@ a handler of the user's own, a SIGTERM that lands in the middle of an inject.
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
 import signal
+import subprocess
+import sys
 import time
+from pathlib import Path
+from typing import Any
 
 import pytest
 from test_do_no_harm import LEAN, NO_XDIST
@@ -172,3 +179,108 @@ def test_a_fault_left_to_the_experiment_is_reverted_at_teardown_under_xdist(
     assert result.ret == pytest.ExitCode.TESTS_FAILED, result.stdout.str()  # not 2: the session went on
     result.assert_outcomes(passed=3, failed=1)
     assert noted == ["injected", "reverted"]
+
+
+# -- an interrupt to the xdist controller (issue 21) ------------------------------------------------
+
+PAUSE_INNER = """
+import os, subprocess, sys, time
+from pathlib import Path
+import pytest
+from pytest_resiliency import faults
+
+OUT = Path(os.environ["PAUSE_OUT"])
+
+@pytest.mark.parametrize("i", range(6))
+def test_pause(i):
+    if i != 0:
+        return
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"], start_new_session=True)
+    (OUT / "target.pid").write_text(str(proc.pid))
+    (OUT / "worker.pid").write_text(str(os.getpid()))
+    with faults.pause(proc.pid, max_duration="120s"):
+        (OUT / "paused").write_text("")
+        time.sleep(120)
+"""
+
+
+def _state(pid: int) -> str | None:
+    """The kernel's run state of ``pid`` ('T' when stopped), or None once it is gone (or a zombie)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            stat = handle.read()
+    except OSError:
+        return None
+    state = stat[stat.rfind(b")") + 2 :].split()[0].decode()
+    return None if state in ("Z", "X") else state
+
+
+def _wait_for(predicate: Any, timeout: float, since: float | None = None, every: float = 0.005) -> float | None:
+    """Poll ``predicate`` until true; the seconds since ``since`` (default: now), or None after ``timeout``."""
+    began = time.monotonic() if since is None else since
+    while time.monotonic() - began < timeout:
+        if predicate():
+            return time.monotonic() - began
+        time.sleep(every)
+    return None
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_an_interrupt_to_the_xdist_controller_reverts_within_1s_and_exits_within_5s(
+    pytester: pytest.Pytester, tmp_path: Path, signum: int
+) -> None:
+    """The signal goes to the controller only (as ``kill`` or a CI runner's cancel sends it).
+
+    Before: xdist shut the workers down through execnet, which waits 5 s for the running test
+    before interrupting it, so the paused process stayed stopped ~5.6 s and pytest took 9-15 s.
+    """
+    out = tmp_path / "out"
+    out.mkdir()
+    pytester.makepyfile(test_inner=PAUSE_INNER)
+    env = {**os.environ, "PAUSE_OUT": str(out), "RESILIENCY_JOURNAL_DIR": str(tmp_path / "journal")}
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(Path(__file__).parents[1]), env.get("PYTHONPATH")) if p)
+    cmd = [sys.executable, "-m", "pytest", *LEAN, "-p", "xdist", "-n", "2", "-q", "test_inner.py"]
+    controller = subprocess.Popen(cmd, cwd=pytester.path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    target = worker = None
+    try:
+        assert _wait_for(lambda: (out / "paused").exists(), 60), "the fault never started"
+        target, worker = int((out / "target.pid").read_text()), int((out / "worker.pid").read_text())
+        assert _state(target) == "T"  # really stopped
+        signalled = time.monotonic()
+        os.kill(controller.pid, signum)
+        resumed = _wait_for(lambda: _state(target) not in ("T", "t"), 10, signalled)
+        exited = _wait_for(lambda: controller.poll() is not None, 15, signalled)
+        worker_gone = _wait_for(lambda: _state(worker) is None, 15, signalled)
+        output = controller.communicate(timeout=10)[0].decode(errors="replace") if exited is not None else ""
+        assert resumed is not None and resumed < 1.0, f"paused process resumed after {resumed} s\n{output}"
+        assert exited is not None and exited < 5.0, f"pytest exited after {exited} s\n{output}"
+        assert worker_gone is not None and worker_gone < 5.0, f"worker gone after {worker_gone} s"
+    finally:
+        if controller.poll() is None:
+            controller.kill()
+        controller.communicate()
+        for pid in (target, worker):
+            if pid is not None and _state(pid) is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+
+
+def test_the_controller_signals_only_its_children_that_own_an_active_fault(tmp_path: Path) -> None:
+    """No fault in the journal, or a fault of another process: nobody is signalled."""
+    from pytest_resiliency.interrupt import interrupt_workers
+
+    active = tmp_path / "active"
+    active.mkdir()
+    assert interrupt_workers(tmp_path) == []
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        (active / "stranger.json").write_text(json.dumps({"owner_pid": os.getppid()}))  # not our child
+        (active / "torn.json").write_text('{"owner_pid": ')  # half-written: skipped
+        assert interrupt_workers(tmp_path) == []
+        (active / "ours.json").write_text(json.dumps({"owner_pid": child.pid}))
+        (active / "ours-again.json").write_text(json.dumps({"owner_pid": child.pid}))
+        assert interrupt_workers(tmp_path) == [child.pid]  # once, however many faults it holds
+        assert child.wait(timeout=10) == -signal.SIGTERM
+    finally:
+        child.kill()
+        child.wait()

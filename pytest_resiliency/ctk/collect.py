@@ -76,8 +76,8 @@ def looks_like_experiment(file_path: Path) -> bool:
     if file_path.suffix == ".json" and len(head) <= SNIFF_BYTES:
         try:
             data = json.loads(text)
-        except ValueError:
-            pass  # invalid JSON: judged by its keys below, so a broken experiment is reported
+        except (ValueError, RecursionError):
+            pass  # invalid (or absurdly deep) JSON: judged by its keys below, so a broken experiment is reported
         else:
             return isinstance(data, dict) and "title" in data and "method" in data
     keys = _FLOW_KEYS if text.lstrip().startswith("{") else _BLOCK_KEYS

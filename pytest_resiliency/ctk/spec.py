@@ -7,7 +7,6 @@ chaostoolkit-lib installed. Every problem is a :class:`SpecError` naming the fil
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +14,7 @@ from typing import Any
 
 from ..budget import BudgetError, Criteria, parse_marker
 from ..errors import ConfigError
+from . import limits
 from .strategies import HYPOTHESIS_STRATEGIES, ROLLBACK_STRATEGIES
 
 EXTENSION_NAME = "resiliency"
@@ -168,29 +168,57 @@ def marker_name(tag: str) -> str:
 
 
 def parse_text(text: str, path: Path) -> Any:
-    if path.suffix == ".json":
-        try:
-            return json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise SpecError(f"{path}: not valid JSON: {exc}") from None
-    import yaml
-
+    """JSON or YAML within the reading limits (depth, YAML aliases): see :mod:`.limits`."""
     try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise SpecError(f"{path}: not valid YAML: {exc}") from None
+        return limits.parse_json(text, path) if path.suffix == ".json" else limits.parse_yaml(text, path)
+    except limits.LimitError as exc:
+        raise SpecError(str(exc)) from None
+
+
+# Blocks chaoslib walks before it validates anything: a wrong shape there was an AttributeError.
+_LIST_OF_MAPPINGS = {"method": "activities", "rollbacks": "activities", "controls": "controls"}
+_MAPPINGS = ("steady-state-hypothesis", "configuration", "secrets", "runtime")
+
+
+def _check_blocks(path: Path, data: dict[str, Any]) -> None:
+    """The top-level blocks have the shape chaoslib expects, so a wrong one is this file's error."""
+    for key, what in _LIST_OF_MAPPINGS.items():
+        block = data.get(key)
+        if block is None:  # absent (or a null method): chaoslib's validation names it when the item runs
+            continue
+        if not isinstance(block, list) or not all(isinstance(entry, dict) for entry in block):
+            raise SpecError(f"{path}: {key!r} must be a list of mappings ({what}); got {_kind(block)}")
+    for key in _MAPPINGS:
+        block = data.get(key)
+        if block is not None and not isinstance(block, dict):
+            raise SpecError(f"{path}: {key!r} must be a mapping; got {_kind(block)}")
+    probes = (data.get("steady-state-hypothesis") or {}).get("probes")
+    if probes is not None and (not isinstance(probes, list) or not all(isinstance(p, dict) for p in probes)):
+        where = "'steady-state-hypothesis.probes'"
+        raise SpecError(f"{path}: {where} must be a list of probe mappings; got {_kind(probes)}")
+    for name, entry in (data.get("secrets") or {}).items():
+        if not isinstance(entry, dict):
+            raise SpecError(f"{path}: 'secrets.{name}' must be a mapping of secret names; got {_kind(entry)}")
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, list):
+        odd = next((v for v in value if not isinstance(v, dict)), None)
+        return f"a list holding {type(odd).__name__}" if value and odd is not None else "a list"
+    return type(value).__name__
 
 
 def load(path: Path, defaults: Criteria | None = None) -> Spec:
     """Parse and check ``path``; raise :class:`SpecError` naming it and what is accepted."""
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SpecError(f"{path}: cannot read the experiment file: {exc}") from None
+        text = limits.read_text(path)
+    except limits.LimitError as exc:
+        raise SpecError(str(exc)) from None
     data = parse_text(text, path)
     if not isinstance(data, dict):
         kind = type(data).__name__
         raise SpecError(f"{path}: a Chaos Toolkit experiment is a mapping with title, method...; got {kind}")
+    _check_blocks(path, data)
     title = data.get("title")
     if not isinstance(title, str) or not title.strip():
         raise SpecError(f"{path}: the experiment needs a non-empty 'title' (it becomes the test's name)")

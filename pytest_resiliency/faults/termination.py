@@ -13,7 +13,19 @@ once) and raises :class:`Terminated`, a ``KeyboardInterrupt``, in the main threa
 way out. When the last active fault is released the process sends itself SIGTERM again and
 dies of it, as it would have without the plugin: same exit status, same xdist crash handling.
 A SIGTERM that arrives while the main thread is injecting or reverting waits for that step to
-finish, so no fault is left half-applied.
+finish, so no fault is left half-applied; one that arrives while a ``KeyboardInterrupt`` is
+already unwinding the faults lets it finish instead of interrupting the reverts.
+
+Under pytest-xdist the faults act in the workers, but Ctrl-C or SIGTERM usually reaches only
+the controller (``kill``, a CI runner's cancel). xdist then shuts the workers down through
+execnet, which lets the running test go on for 5 s before interrupting it: a paused service
+stayed stopped that long. So, only while a fault is active:
+
+* the controller, on ``KeyboardInterrupt`` (a hook, no signal handler: see
+  :mod:`pytest_resiliency.interrupt`), sends SIGTERM to its workers that own an active fault
+  in the on-disk journal, and their faults unwind as above;
+* a worker watches its parent (:func:`_watch_parent`): when the controller dies (SIGTERM's
+  default action, or SIGKILL) the worker sends itself SIGTERM at once.
 
 Standard library only; imported by :mod:`.base`, never at pytest start-up.
 """
@@ -24,6 +36,7 @@ import atexit
 import contextlib
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -38,6 +51,8 @@ _installed = False
 _pending = False  # SIGTERM received: unwinding towards the last revert
 _deferred = False  # SIGTERM arrived during an inject/revert of the main thread
 _busy = 0  # depth of inject/revert steps running in the main thread
+_watch_stop: threading.Event | None = None  # set to end the parent watch of an xdist worker
+PARENT_POLL = 0.05  # seconds between two looks at the parent pid (a worker's reaction time)
 
 
 class Terminated(KeyboardInterrupt):
@@ -90,11 +105,14 @@ def _install() -> None:
         return  # someone (you, another plugin) owns SIGTERM: leave it alone
     signal.signal(signal.SIGTERM, _on_sigterm)
     _installed = True
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        _start_parent_watch()
 
 
 def _uninstall() -> None:
     """Put the default back (main thread only; elsewhere the idle handler behaves as the default)."""
     global _installed
+    _stop_parent_watch()
     if not _installed or not _main_thread():
         return
     if signal.getsignal(signal.SIGTERM) is _on_sigterm:
@@ -102,10 +120,44 @@ def _uninstall() -> None:
     _installed = False
 
 
+def _start_parent_watch() -> None:
+    global _watch_stop
+    if _watch_stop is not None:
+        return
+    stop = _watch_stop = threading.Event()
+    thread = threading.Thread(
+        target=_watch_parent, args=(os.getppid(), stop), name="resiliency-parent-watch", daemon=True
+    )
+    thread.start()
+
+
+def _stop_parent_watch() -> None:
+    global _watch_stop
+    stop, _watch_stop = _watch_stop, None
+    if stop is not None:
+        stop.set()
+
+
+def _watch_parent(parent: int, stop: threading.Event) -> None:
+    """An xdist worker with active faults: when the controller dies, revert now, not in 5 s.
+
+    A dead parent is seen as a new parent pid (the process is re-parented). execnet would notice
+    the closed channel too, but waits 5 s for the running test before interrupting it.
+    """
+    while not stop.wait(PARENT_POLL):
+        if os.getppid() != parent:
+            # Only while our handler is in place: once a SIGTERM is being handled, the default is
+            # back and another one would end the process in the middle of its reverts.
+            if not stop.is_set() and signal.getsignal(signal.SIGTERM) is _on_sigterm:
+                os.kill(os.getpid(), signal.SIGTERM)  # handled in the main thread: the faults unwind
+            return
+
+
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     global _installed, _pending, _deferred
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a second SIGTERM ends the process at once
     _installed = False
+    _stop_parent_watch()  # its job is done; it must not send the second SIGTERM
     if not _active:  # the last fault was reverted by another thread meanwhile: default action
         _die()
     if not _pending:
@@ -114,6 +166,8 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:
     if _busy:
         _deferred = True  # raised when the running inject/revert step is complete
         return
+    if isinstance(sys.exc_info()[1], KeyboardInterrupt):
+        return  # Ctrl-C (or an earlier SIGTERM) is already unwinding the faults: let it finish
     raise Terminated(MESSAGE)
 
 

@@ -8,6 +8,7 @@ travel to the controller and arrive here through ``pytest_runtest_logreport``.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -44,19 +45,32 @@ class ScrubbedCrash:
 
 
 def scrub_report(report: pytest.TestReport | pytest.CollectReport) -> None:
-    """Remove secrets from what every reporter prints: failure text, captured output, properties."""
+    """Remove secrets from what every reporter prints: node id, failure text, skip and xfail reasons,
+    captured output, properties."""
+    from .secrets import env_secrets, scrub, scrub_text
+
+    known = env_secrets()
+    nodeid = scrub_text(report.nodeid, known)  # already clean for a test renamed at collection
+    if nodeid != report.nodeid:
+        report.nodeid = nodeid
+        if isinstance(report, pytest.TestReport):
+            path, line, domain = report.location
+            report.location = (path, line, scrub_text(domain, known))
+            report.keywords = {scrub_text(k, known): v for k, v in report.keywords.items()}
+    if isinstance(getattr(report, "wasxfail", None), str):
+        report.wasxfail = scrub_text(report.wasxfail, known)  # type: ignore[union-attr]
     if not (
         report.longrepr is not None
         or report.sections
         or getattr(report, "user_properties", None)
         or getattr(report, "resiliency", None) is not None
     ):
-        return  # the common case, a quiet passing test: nothing that could hold a secret
-    from .secrets import env_secrets, scrub, scrub_text
-
-    known = env_secrets()
+        return  # the common case, a quiet passing test: nothing else that could hold a secret
     longrepr = report.longrepr
-    if longrepr is not None and not isinstance(longrepr, tuple):  # a tuple is a skip location
+    if isinstance(longrepr, tuple):  # a skip: (path, line, "Skipped: reason")
+        path, line, reason = longrepr
+        report.longrepr = (path, line, scrub_text(str(reason), known))
+    elif longrepr is not None:
         text = str(longrepr)
         clean = scrub_text(text, known)
         if clean != text:
@@ -92,6 +106,7 @@ class ResultCollector:
         self._locations: dict[str, tuple[str, int | None]] = {}
         self._unmarked: set[str] = set()
         self._junit: Any = None
+        self._write_errors: list[str] = []  # a report file that could not be written after all
 
     def pytest_sessionstart(self) -> None:
         """pytest's JUnit writer exists by now (it is configured after this plugin)."""
@@ -142,25 +157,59 @@ class ResultCollector:
             self._unmarked.add(report.nodeid)
         self.config.hook.pytest_resiliency_result(report=report, payload=payload)
 
+    @pytest.hookimpl(tryfirst=True)  # before the terminal reporter formats the traceback (slow)
+    def pytest_keyboard_interrupt(self) -> None:
+        """Ctrl-C or SIGINT to the xdist controller: workers with an active fault revert it now.
+
+        Here because this object lives exactly in the process that needs it (the serial process
+        or the controller). Without it xdist lets a worker's running test, fault and all, go on
+        for 5 s; workers without a fault are left to xdist as always.
+        """
+        if self.config.pluginmanager.has_plugin("dsession"):
+            from ..interrupt import interrupt_workers
+            from ..settings import journal_path
+
+            interrupt_workers(journal_path())
+
     @property
     def experiments(self) -> list[dict[str, Any]]:
         """Entries of tests marked ``resiliency``: the experiments, with a budget to judge."""
         return [e for e in self.entries if e["nodeid"] not in self._unmarked]
 
     @pytest.hookimpl(tryfirst=True)
-    def pytest_sessionfinish(self) -> None:
-        """Runs before junitxml writes its file, so suite properties make it in."""
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        """Runs before junitxml writes its file, so suite properties make it in.
+
+        The paths were checked at start (``report.options``); should a file still fail (the disk
+        filled, the directory went away), that is one line in the summary and a failed session,
+        never a traceback that hides the other reports.
+        """
         if not self.entries and self.journal is None and self.summary_md is None:
             return  # no resiliency test ran and no output was asked for: nothing to import or write
         from . import journal, junit, summary_md
 
         junit.add_suite_properties(self.config, self.entries)
-        if self.journal is not None:
-            journal.write(self.journal, self.entries)
-        if self.summary_md is not None:
-            summary_md.write(self.summary_md, self.experiments, unmarked=len(self._unmarked))
+        writes: list[tuple[str, Path | None, Callable[[Path], None]]] = [
+            ("--resiliency-json", self.journal, lambda path: journal.write(path, self.entries)),
+            (
+                "--resiliency-summary-md",
+                self.summary_md,
+                lambda path: summary_md.write(path, self.experiments, unmarked=len(self._unmarked)),
+            ),
+        ]
+        for flag, path, write in writes:
+            if path is None:
+                continue
+            try:
+                write(path)
+            except OSError as exc:
+                self._write_errors.append(f"{flag}: could not write {path} ({exc.strerror or exc})")
+        if self._write_errors and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        for error in self._write_errors:
+            terminalreporter.write_line(f"ERROR: {error}", red=True, bold=True)
         if not self.entries:
             return
         from . import github, options, terminal
@@ -181,9 +230,10 @@ class ResultCollector:
                 terminalreporter.write_line(header_line(self.config, len(self.entries)))
             for line in terminal.render(experiments, width=width, verbose=verbose, unmarked=unmarked):
                 terminalreporter.write_line(line)
-        if self.journal is not None:
+        failed = "\n".join(self._write_errors)
+        if self.journal is not None and str(self.journal) not in failed:
             terminalreporter.write_line(f"resiliency journal: {self.journal}")
-        if self.summary_md is not None:
+        if self.summary_md is not None and str(self.summary_md) not in failed:
             terminalreporter.write_line(f"resiliency summary: {self.summary_md}")
         if github.enabled(str(self.config.getini("resiliency_github_annotations")), os.environ):
             for command in github.commands(experiments, self._locations, self.config.rootpath, github.workspace_from()):

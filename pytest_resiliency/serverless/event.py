@@ -8,13 +8,17 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from pytest_resiliency.errors import ConfigError
+
 EVENT_KEYS = ("bucket", "suite", "markers", "args", "path", "reports_bucket", "reports_prefix", "run_id", "timeout")
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 # Options the handler sets itself: a suite's args must not move or drop the reports.
 RESERVED_ARGS = ("--junitxml", "--junit-xml", "--html", "--resiliency-json", "--self-contained-html", "-m")
+# pytest's short options that take a value: in a cluster (``-vkfoo``) the rest of it is that value.
+_SHORT_WITH_VALUE = frozenset("cHkmnoprW")
 
 
-class EventError(ValueError):
+class EventError(ConfigError):
     """The event cannot be run; the message names the key and what is accepted."""
 
 
@@ -67,6 +71,18 @@ def _relative(value: str | None, key: str) -> str:
     return value
 
 
+def _short_m(arg: str) -> bool:
+    """Whether ``arg`` is ``-m`` in a cluster of short options: ``-mEXPR``, ``-vm EXPR``, ``-qvmaws``."""
+    if not arg.startswith("-") or arg.startswith("--"):
+        return False
+    for letter in arg[1:]:
+        if letter == "m":
+            return True
+        if letter in _SHORT_WITH_VALUE:  # the rest of the cluster is that option's value (-kmain)
+            return False
+    return False
+
+
 def parse(event: Any) -> RunRequest:
     """Check ``event`` and fill the defaults; an :class:`EventError` names what is wrong."""
     if not isinstance(event, dict):
@@ -82,7 +98,7 @@ def parse(event: Any) -> RunRequest:
     if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
         raise EventError(f"event['args'] must be a list of strings (extra pytest arguments); got {args!r}")
     for arg in args:
-        if arg.split("=")[0] in RESERVED_ARGS:
+        if arg.split("=")[0] in RESERVED_ARGS or _short_m(arg):
             raise EventError(f"event['args'] may not contain {arg!r}: the handler sets it (-m: use event['markers'])")
     run_id = _string(event, "run_id") or time.strftime("%Y%m%dT%H%M%SZ", time.gmtime()) + "-" + uuid.uuid4().hex[:8]
     if not _RUN_ID.match(run_id):

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from pytest_resiliency import Service, ServiceFactory
 from resiliency_tests.demo.harness import command
 
 
 @pytest.fixture
-def orders(service, tmp_path: Path):
+def orders(service: ServiceFactory, tmp_path: Path) -> Service:
     argv = command("orders", "--port", "{port}", "--durability", "fsync", "--data-dir", str(tmp_path / "data"))
     return service(argv, name="orders", health="http://127.0.0.1:{port}/health", restart_delay="200ms")
