@@ -99,10 +99,11 @@ def test_a_run_counts_what_the_server_served_forked_or_not(
     evidence = experiment.timeline.snapshot()
     ledger = experiment.verify_writes(traffic.read_back)
     assert ledger.acknowledged >= 40 and ledger.lost == 0
-    # every acknowledged write is one the server stored; in-flight ones at the stop may be unanswered
+    # Every acknowledged write is one the server stored; a write in flight when the load stopped
+    # may be stored and never answered: at most one per user (2).
     requests = len(evidence.op_name)
     assert requests <= server.writes <= requests + 2
-    assert ledger.acknowledged == len(server.keys())
+    assert ledger.acknowledged <= len(server.keys()) <= ledger.acknowledged + 2
 
 
 def test_a_broken_locustfile_fails_the_same_forked_or_not(
