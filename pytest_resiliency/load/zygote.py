@@ -23,7 +23,7 @@ import os
 import signal
 import sys
 import traceback
-from typing import Any
+from typing import Any, NoReturn
 
 RESCAN = 1.0  # seconds: a safety net under the SIGCHLD wakeup
 
@@ -34,9 +34,15 @@ def _write(line: str) -> None:
         data = data[os.write(1, data) :]
 
 
-def _child(request: dict[str, Any], fds: tuple[int, ...], set_handler: Any) -> None:
-    """In the forked child: become the process ``python -m locust ARGV`` would have been; never returns."""
-    code = 1
+def _child(request: dict[str, Any], fds: tuple[int, ...], set_handler: Any) -> NoReturn:
+    """In the forked child: become the process ``python -m locust ARGV`` would have been.
+
+    Never returns: locust's ``main()`` ends in ``sys.exit(code)``, and that SystemExit (or any
+    exception) propagates out of the zygote's loop, so the interpreter exits the way a fresh
+    ``python -m locust`` does: exit code, traceback, atexit, flushed stdio and sockets (a
+    worker's last ZeroMQ messages to its master are sent at interpreter exit; ``os._exit``
+    would drop them).
+    """
     try:
         os.setsid()  # its own session, like start_new_session=True: stop() kills its group
         signal.set_wakeup_fd(-1)
@@ -62,39 +68,15 @@ def _child(request: dict[str, Any], fds: tuple[int, ...], set_handler: Any) -> N
 
         gevent.reinit()
         sys.argv = list(request["argv"])
-        import locust.main
-
-        try:
-            locust.main.main()  # type: ignore[no-untyped-call]
-            code = 0
-        except SystemExit as exc:
-            code = _exit_code(exc.code)
-        except BaseException:
+    except BaseException:  # not set up: never run the zygote's loop on in the child
+        with contextlib.suppress(BaseException):
             traceback.print_exc()
-            code = 1
-        try:
-            import atexit
+            sys.stderr.flush()
+        os._exit(1)
+    import locust.main
 
-            atexit._run_exitfuncs()  # locust registers some; an interpreter exit would run them
-        except BaseException:
-            traceback.print_exc()
-    except BaseException:
-        traceback.print_exc()
-    finally:
-        for stream in (sys.stdout, sys.stderr):
-            with contextlib.suppress(BaseException):  # nothing is left to report it to
-                stream.flush()
-        os._exit(code)
-
-
-def _exit_code(value: object) -> int:
-    """``sys.exit(value)`` as the interpreter would exit: None is 0, an int itself, else printed and 1."""
-    if value is None:
-        return 0
-    if isinstance(value, int):
-        return value & 0xFF
-    print(value, file=sys.stderr)
-    return 1
+    locust.main.main()  # type: ignore[no-untyped-call]
+    raise SystemExit(0)
 
 
 def serve() -> None:
