@@ -75,7 +75,15 @@ def _child(request: dict[str, Any], fds: tuple[int, ...], set_handler: Any) -> N
         os._exit(1)
     import locust.main
 
-    locust.main.main()  # type: ignore[no-untyped-call]
+    try:
+        locust.main.main()  # type: ignore[no-untyped-call]
+    except SystemExit:
+        raise
+    except BaseException:
+        # Printed from here down, as a fresh interpreter prints it from locust's __main__ down: the
+        # zygote's own frames would push the start of the traceback out of the log tail of an error.
+        traceback.print_exc()
+        raise SystemExit(1) from None
     raise SystemExit(0)
 
 
