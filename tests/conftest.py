@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -38,3 +39,15 @@ def tmpfs(tmp_path: Path) -> Iterator[Callable[[str], Path]]:
     yield make
     for mount in mounts:
         subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+@pytest.fixture
+def named_sleeper(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """A process with a name nobody else on this shared machine uses."""
+    name = f"rz{uuid.uuid4().hex[:8]}"
+    exe = tmp_path / name
+    shutil.copy(shutil.which("sleep") or "/bin/sleep", exe)
+    proc = subprocess.Popen([str(exe), "120"])
+    yield name, proc
+    proc.kill()
+    proc.wait()

@@ -8,11 +8,9 @@ revert resumed a process the other still held paused. Real processes throughout.
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -25,26 +23,14 @@ from pytest_resiliency.targets.service import Service
 HTTP = [sys.executable, "-m", "http.server", "--bind", "127.0.0.1", "{port}"]
 
 
-@pytest.fixture
-def named(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """A process with a name nobody else on this shared machine uses."""
-    name = f"rz{uuid.uuid4().hex[:8]}"
-    exe = tmp_path / name
-    shutil.copy(shutil.which("sleep") or "/bin/sleep", exe)
-    proc = subprocess.Popen([str(exe), "120"])
-    yield name, proc
-    proc.kill()
-    proc.wait()
-
-
 @pytest.fixture(autouse=True)
 def private_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("RESILIENCY_JOURNAL_DIR", str(tmp_path / "log"))
     return tmp_path / "log"
 
 
-def test_a_pid_and_its_name_are_one_target(named: tuple[str, subprocess.Popen[bytes]]) -> None:
-    name, proc = named
+def test_a_pid_and_its_name_are_one_target(named_sleeper: tuple[str, subprocess.Popen[bytes]]) -> None:
+    name, proc = named_sleeper
     with faults.pause(proc.pid):
         with pytest.raises(FaultError, match=rf"already has an active pause fault \(pause pid {proc.pid}, the same "
                                              rf"target: process {proc.pid}@\d+\)"):  # fmt: skip
@@ -64,9 +50,9 @@ def test_a_service_and_its_pid_are_one_target(service: Callable[..., Service]) -
         faults.pause(svc).inject()
 
 
-def test_the_identity_is_the_pid_and_its_start_time(named: tuple[str, subprocess.Popen[bytes]]) -> None:
+def test_the_identity_is_the_pid_and_its_start_time(named_sleeper: tuple[str, subprocess.Popen[bytes]]) -> None:
     """The start time makes the identity of a reused pid a different one."""
-    _, proc = named
+    _, proc = named_sleeper
     with faults.pause(proc.pid) as fault:
         assert fault.identities() == [f"process {proc.pid}@{procfs.start_time(proc.pid)}"]
 
@@ -81,10 +67,10 @@ with faults.pause(sys.argv[1], max_duration="30s"):
 
 
 def test_another_process_addressing_it_by_name_keeps_us_waiting(
-    named: tuple[str, subprocess.Popen[bytes]], monkeypatch: pytest.MonkeyPatch
+    named_sleeper: tuple[str, subprocess.Popen[bytes]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Across processes (xdist workers) the lock is keyed by the identity, not by how it was named."""
-    name, proc = named
+    name, proc = named_sleeper
     holder = subprocess.Popen([sys.executable, "-c", HOLD, name, "1.0"], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout is not None and holder.stdout.readline().strip() == "holding"
@@ -124,11 +110,11 @@ def test_by_name():
 
 def test_under_xdist_two_workers_never_hold_one_process_at_once(
     pytester: pytest.Pytester,
-    named: tuple[str, subprocess.Popen[bytes]],
+    named_sleeper: tuple[str, subprocess.Popen[bytes]],
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    name, proc = named
+    name, proc = named_sleeper
     out = tmp_path / "held"
     monkeypatch.setenv("IDENTITY_PID", str(proc.pid))
     monkeypatch.setenv("IDENTITY_NAME", name)

@@ -35,18 +35,6 @@ def sleeper() -> Iterator[subprocess.Popen[bytes]]:
     proc.wait()
 
 
-@pytest.fixture
-def named_sleeper(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    """A process with a name nobody else on this shared machine uses."""
-    name = f"rz{uuid.uuid4().hex[:8]}"
-    exe = tmp_path / name
-    shutil.copy(shutil.which("sleep") or "/bin/sleep", exe)
-    proc = subprocess.Popen([str(exe), "120"])
-    yield name, proc
-    proc.kill()
-    proc.wait()
-
-
 @pytest.fixture(autouse=True)
 def private_journal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv(undo.ENV_DIR, str(tmp_path / "journal"))
