@@ -5,7 +5,8 @@
 keep-alive, one thread per connection. Its faults are exact so tests can compare a
 measurement with the truth: ``refuse(seconds)`` closes the listener and every open
 connection and reopens after exactly ``seconds``, recording both instants;
-``lose(k)`` acknowledges the next ``k`` writes without storing them.
+``lose(k)`` acknowledges the next ``k`` writes without storing them; ``hold()`` stores
+every write but answers none until ``release()``.
 """
 
 from __future__ import annotations
@@ -50,6 +51,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(400)
             return
         store.put(str(body["key"]))
+        if not store.answering.is_set():
+            with store._lock:
+                store.held += 1
+            store.answering.wait()
         self._send(201, b'{"ok":true}')
 
 
@@ -70,6 +75,9 @@ class OrdersServer:
         self.refused_at: float | None = None
         self.reopened_at: float | None = None
         self.reopened = threading.Event()
+        self.answering = threading.Event()
+        self.answering.set()
+        self.held = 0  # writes stored and not answered while held
         self._closed = False
         self._open()
 
@@ -102,6 +110,13 @@ class OrdersServer:
         """Acknowledge the next ``k`` writes without storing them."""
         with self._lock:
             self._to_lose = k
+
+    def hold(self) -> None:
+        """Store every write but answer none until :meth:`release` (a server that stalls after committing)."""
+        self.answering.clear()
+
+    def release(self) -> None:
+        self.answering.set()
 
     def refuse(self, seconds: float) -> None:
         """Refuse every connection for exactly ``seconds`` (listener and open connections closed)."""
@@ -166,6 +181,7 @@ class OrdersServer:
 
     def close(self) -> None:
         self._closed = True
+        self.answering.set()
         self._close_listener()
         with self._lock:
             connections, self._connections = set(self._connections), set()

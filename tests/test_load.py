@@ -19,6 +19,7 @@ from load_servers import OrdersServer
 from pytest_resiliency import faults
 from pytest_resiliency.experiment import Experiment
 from pytest_resiliency.load.spec import LoadError
+from pytest_resiliency.waiting import poll
 
 pytestmark = pytest.mark.slow
 
@@ -171,6 +172,33 @@ def test_distributed_local_and_remote_workers_reach_the_timeline(
     ledger = experiment.verify_writes(traffic.read_back)
     assert ledger.acknowledged >= 60 and ledger.lost == 0 and ledger.written == len(server.keys())
     assert "locust" not in sys.modules
+
+
+@pytest.mark.parametrize("scenario", ["user locustfile", "built-in"])
+def test_writes_in_flight_when_the_load_stops_are_indeterminate(
+    server: OrdersServer, load: Any, experiment: Experiment, tmp_path: Path, scenario: str
+) -> None:
+    """The server stores writes and stalls; locust is stopped with them unanswered.
+
+    Their users are killed mid-request, so no response ever classifies them: the ledger must
+    still hold each one (indeterminate), or the server holds writes the ledger never saw.
+    """
+    if scenario == "built-in":
+        traffic = load(server.url, users=4, rate=80, writes=1.0)
+    else:
+        locustfile = tmp_path / "writer.py"
+        locustfile.write_text(LEDGER_LOCUSTFILE)
+        traffic = load(server.url, users=4, locustfile=locustfile)
+    try:
+        assert traffic.ingest.wait(lambda: traffic.ingest.writes["ok"] >= 10, 30), traffic.stats()
+        server.hold()
+        assert poll(lambda: server.held >= 4, timeout=10, every=0.01), f"{server.held} writes held"
+    finally:
+        traffic.stop()
+        server.release()
+    ledger = experiment.verify_writes(traffic.read_back)
+    assert ledger.written == len(server.keys()), "every stored write is on the ledger"
+    assert ledger.indeterminate >= 4 and ledger.recovered >= 4 and ledger.lost == 0
 
 
 def test_bad_locustfile_is_a_clear_error_with_locusts_output(load: Any, tmp_path: Path) -> None:

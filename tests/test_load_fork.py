@@ -142,6 +142,23 @@ def test_stop_leaves_no_process_and_the_zygote_no_zombie(server: OrdersServer, l
     assert traffic.master is not None and traffic.master.returncode is not None
 
 
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs to change which pytest may use")
+def test_a_forked_locust_runs_on_the_cpus_pytest_has_now_as_a_subprocess_would(server: OrdersServer, load: Any) -> None:
+    everything = os.sched_getaffinity(0)
+    first = load(server.url, users=1, rate=20)  # starts the zygote with every CPU
+    one = {min(everything)}
+    os.sched_setaffinity(0, one)
+    try:
+        pinned = load(server.url, users=1, rate=20)
+    finally:
+        os.sched_setaffinity(0, everything)
+    assert isinstance(pinned.master, ZygoteChild)
+    assert os.sched_getaffinity(pinned.master.pid) == one
+    assert os.sched_getaffinity(first.master.pid) == everything
+    first.stop()
+    pinned.stop()
+
+
 def test_a_dead_zygote_does_not_lose_its_children_and_is_replaced(server: OrdersServer, load: Any) -> None:
     traffic = load(server.url, users=2, rate=40)
     first = forkserver.zygote_pid()

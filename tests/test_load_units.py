@@ -217,3 +217,19 @@ def test_bad_start_timeout_option_is_a_usage_error(pytester: pytest.Pytester) ->
     result = pytester.runpytest("--resiliency-load-start-timeout=soon")
     assert "--resiliency-load-start-timeout" in result.stderr.str()
     assert result.ret == pytest.ExitCode.USAGE_ERROR
+
+
+def test_ledger_keys_are_pending_until_written_and_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pytest_resiliency.load import sink
+
+    monkeypatch.setattr(sink, "MAX_PENDING", 3)
+    ledger = sink.Ledger()
+    written, dropped, *in_flight = (ledger.new_key() for _ in range(4))
+    ledger.ok(written, 1.0, 2.0)
+    ledger.discard(dropped)
+    assert [record[1] for record in ledger.abandon()] == in_flight
+    assert ledger.abandon() == [], "abandoned once"
+    keys = [ledger.new_key() for _ in range(5)]
+    abandoned = ledger.abandon()
+    assert [r[1] for r in abandoned] == keys[-3:], "the oldest are forgotten past the bound"
+    assert all(r[0] == "w" and r[3] is None and r[4] == "indeterminate" for r in abandoned)

@@ -177,7 +177,8 @@ class Zygote:
         """Fork one locust process; raises OSError when the zygote cannot."""
         if self.dead:
             raise OSError("the locust zygote is gone")
-        request = {"argv": argv, "env": env, "cwd": str(cwd), "log": str(log)}
+        # The CPUs pytest may use *now*: a subprocess would inherit them, the zygote has those of its start.
+        request = {"argv": argv, "env": env, "cwd": str(cwd), "log": str(log), "cpus": sorted(os.sched_getaffinity(0))}
         assert self.proc.stdin is not None
         self.proc.stdin.write(json.dumps(request).encode() + b"\n")
         self.proc.stdin.flush()

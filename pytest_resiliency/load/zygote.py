@@ -5,7 +5,7 @@ pytest: importing locust monkey-patches the interpreter with gevent). Starting a
 process costs ~0.65 s of imports; a fork of this process costs a few milliseconds.
 
 Protocol, one line each way. Requests on stdin: ``{"argv": [...], "env": {...}, "cwd": ...,
-"log": ...}``. Answers on stdout: ``ready`` once locust is imported, then ``spawned PID`` or
+"log": ..., "cpus": [...]}``. Answers on stdout: ``ready`` once locust is imported, then ``spawned PID`` or
 ``failed REASON`` per request, in order, and ``exited PID CODE`` (``CODE`` as
 :attr:`subprocess.Popen.returncode`: negative for a signal) when a child ends. The zygote
 exits when its stdin closes; its children do not (they watch pytest themselves).
@@ -58,6 +58,8 @@ def _child(request: dict[str, Any], fds: tuple[int, ...], set_handler: Any) -> N
         os.close(log)
         cwd = request["cwd"]
         os.chdir(cwd)
+        if request.get("cpus"):
+            os.sched_setaffinity(0, request["cpus"])
         env: dict[str, str] = request["env"]
         os.environ.clear()
         os.environ.update(env)

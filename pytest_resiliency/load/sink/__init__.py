@@ -51,6 +51,7 @@ FLUSH_EVERY = 0.05  # seconds: the live delay the sink adds, well under a recove
 FLUSH_SIZE = 2000  # records: bounds the memory of a burst
 PARENT_CHECK_EVERY = 0.5
 MAX_LABELS = 10_000  # request names kept as one shared object each (a bound for names made of ids)
+MAX_PENDING = 10_000  # keys made and not yet written: far more than any run has in flight
 
 __all__ = ["Ledger", "ledger", "register"]
 
@@ -127,22 +128,44 @@ _option_registered = False
 
 
 class Ledger:
-    """Marks writes in a user locustfile: each one ``ok``, ``fail`` or ``indeterminate``."""
+    """Marks writes in a user locustfile: each one ``ok``, ``fail`` or ``indeterminate``.
+
+    A key from :meth:`new_key` is *pending* until its outcome is recorded. When the run stops,
+    locust kills its users mid-request: a write already sent may be stored by the server and
+    never answered. Every key still pending then goes on the ledger as ``indeterminate``
+    (:meth:`abandon`), so a stored write is never "unexpected" and an unsent one never "lost".
+    """
 
     def __init__(self) -> None:
         self._salt = secrets.token_hex(3)
         self._counter = itertools.count(1)
         self.run_id = "w"
+        self._pending: dict[str, float] = {}  # key -> when it was made, oldest first
 
     def new_key(self, prefix: str | None = None) -> str:
-        """A key unique across processes and hosts of this run."""
-        return f"{prefix or self.run_id}-{self._salt}-{next(self._counter)}"
+        """A key unique across processes and hosts of this run, pending until its outcome is recorded."""
+        key = f"{prefix or self.run_id}-{self._salt}-{next(self._counter)}"
+        pending = self._pending
+        if len(pending) >= MAX_PENDING:  # keys made and never written: forget the oldest
+            del pending[next(iter(pending))]
+        pending[key] = time.time()
+        return key
+
+    def discard(self, key: str) -> None:
+        """A key from :meth:`new_key` that will not be written after all: not pending any more."""
+        self._pending.pop(key, None)
+
+    def abandon(self) -> list[list[Any]]:
+        """Every pending key as an ``indeterminate`` write (the run stopped with it in flight)."""
+        pending, self._pending = self._pending, {}
+        return [write_record(key, made, None, "indeterminate") for key, made in pending.items()]
 
     def write(self, key: str, start: float, status: str, ack: float | None = None) -> None:
         """Record one write; ``ack`` defaults to now for an ``ok`` write."""
         if status == "ok" and ack is None:
             ack = time.time()
         record = write_record(str(key), float(start), ack if status == "ok" else None, status)
+        self._pending.pop(key, None)
         if _sink is not None:
             _sink.add(record)
 
@@ -297,6 +320,8 @@ def _on_test_stop(environment: Any, **_: Any) -> None:
     if _sink is not None:
         if _sink.cluster is not None:
             _sink.cluster.on_stopping()
+        for record in ledger.abandon():  # the users are stopped: what is still pending was in flight
+            _sink.add(record)
         _sink.flush()
 
 
