@@ -426,11 +426,6 @@ def bench_locust(rounds: int, seconds: int, users: int) -> None:
 
 
 def main() -> None:
-    # Throughput runs start locust as fresh subprocesses: with the zygote (the fixture's default),
-    # the pinned workers=2 pair ended without a request in its master's stats (not yet understood;
-    # the fixture's own workers=2 runs are fine, tests/test_load_distributed.py). The zygote's start
-    # cost is measured by bench_load_start.py.
-    os.environ.setdefault("RESILIENCY_LOAD_FORK", "0")
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--requests", type=int, default=1_000_000)
     parser.add_argument("--rounds", type=int, default=3)

@@ -69,6 +69,9 @@ def _child(request: dict[str, Any], fds: tuple[int, ...], set_handler: Any) -> N
         import gevent
 
         gevent.reinit()
+        # The hub's loop caches "now" and the zygote has not run it since it started: every timer
+        # locust arms (its --run-time limit) would be due at once in a zygote older than its delay.
+        gevent.get_hub().loop.update_now()
         sys.argv = list(request["argv"])
     except BaseException:  # not set up: never run the zygote's loop on in the child
         with contextlib.suppress(BaseException):
