@@ -165,10 +165,12 @@ def test_a_zygote_older_than_the_duration_still_runs_it_whole(server: OrdersServ
     load(server.url, users=1, rate=20).stop()  # the zygote now exists
     zygote = forkserver.zygote_pid()
     assert zygote is not None
-    ticks = os.sysconf("SC_CLK_TCK")
-    started = float(_stat(zygote)[19]) / ticks  # seconds after boot
-    uptime = lambda: float(Path("/proc/uptime").read_text().split()[0])  # noqa: E731
-    assert poll(lambda: uptime() - started > 1.5, timeout=10, every=0.05), "the zygote ages"
+    started = float(_stat(zygote)[19]) / os.sysconf("SC_CLK_TCK")  # seconds after boot
+
+    def age() -> float:
+        return float(Path("/proc/uptime").read_text().split()[0]) - started
+
+    assert poll(lambda: age() > 1.5, timeout=10, every=0.05), "the zygote ages"
     began = time.monotonic()
     traffic = load(server.url, users=2, rate=40, duration="1s")
     assert traffic.master is not None
@@ -219,6 +221,38 @@ def test_a_bad_fork_option_is_a_usage_error(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest_subprocess("--resiliency-load-fork=maybe")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--resiliency-load-fork: invalid choice: 'maybe' (choose from *on*, *off*)*"])
+
+
+PRESTART = """
+from pytest_resiliency.load import forkserver
+
+def test_uses_load(load):
+    assert forkserver.zygote_pid() is not None, "started at collection, before any load()"
+
+def test_plain():
+    pass
+"""
+
+PLAIN = """
+from pytest_resiliency.load import forkserver
+
+def test_plain():
+    assert forkserver.zygote_pid() is None, "a suite without load starts no zygote"
+"""
+
+
+@pytest.mark.parametrize("suite", ["uses load", "plain", "fork off"])
+def test_the_zygote_starts_at_collection_only_for_a_suite_that_uses_load(
+    pytester: pytest.Pytester, suite: str
+) -> None:
+    pytester.makepyfile(PLAIN if suite == "plain" else PRESTART)
+    args = ["-p", "no:randomly"] + (["--resiliency-load-fork=off"] if suite == "fork off" else [])
+    result = pytester.runpytest(*args)
+    if suite == "fork off":
+        result.assert_outcomes(failed=1, passed=1)
+        result.stdout.fnmatch_lines(["*started at collection, before any load()*"])
+    else:
+        result.assert_outcomes(passed=2 if suite == "uses load" else 1)
 
 
 INNER = """

@@ -56,12 +56,18 @@ def _stop_all_at_exit() -> None:
 atexit.register(_stop_all_at_exit)
 
 
-def locust_environment(events_path: Path) -> dict[str, str]:
-    """The environment of every locust process: this package importable, the sink's file, pytest's pid."""
+def base_environment() -> dict[str, str]:
+    """This process's environment with this package importable (the zygote's, before any run)."""
     env = dict(os.environ)
     package_root = str(Path(__file__).resolve().parents[2])
     paths = [package_root, os.getcwd(), *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
     env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
+    return env
+
+
+def locust_environment(events_path: Path) -> dict[str, str]:
+    """The environment of every locust process: this package importable, the sink's file, pytest's pid."""
+    env = base_environment()
     env[EVENTS_ENV] = str(events_path)
     env[PARENT_ENV] = str(os.getpid())  # the sink's watchdog ends the run when pytest is gone
     env["PYTHONUNBUFFERED"] = "1"
