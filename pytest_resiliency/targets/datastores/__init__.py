@@ -7,6 +7,11 @@ events ("ready", "elected leader", "server DOWN") with the server's own timestam
 
 Binaries come from Debian packages; :func:`require` names the package when one is missing,
 and the fixtures turn that into a skip with the reason.
+
+What every target shares lives here: :class:`ServerTarget` (a supervised server: ``start``,
+``process``, ``port``, ``truth``) and :class:`KeyedTarget` (a store client: ``put``,
+``reader``, ``all_keys``). Each store's module says only what is its own: its configuration,
+its readiness check and its log format.
 """
 
 from __future__ import annotations
@@ -15,11 +20,14 @@ import glob
 import os
 import re
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Self
 
 from ...errors import TargetError
+
+if TYPE_CHECKING:
+    from ..service import Service
 
 
 class MissingBinary(TargetError):
@@ -70,3 +78,63 @@ def mark_truth(experiment: Any, events: list[LogEvent], since: float | None = No
     for event in events:
         if since is None or event.at >= since:
             experiment.mark(event.name, at=event.at, member=event.member, source="server log")
+
+
+class StoreClient(Protocol):
+    """What a target needs of its client (:mod:`pytest_resiliency.load.stores`)."""
+
+    def put(self, key: str) -> None: ...
+    def present(self, keys: Iterable[str]) -> list[str]: ...
+    def all_keys(self) -> list[str]: ...
+
+
+class KeyedTarget:
+    """A target that holds keys through its store client: writes, reads for the ledger, a full scan."""
+
+    client: StoreClient
+
+    def put(self, key: str) -> None:
+        """One write, one attempt (no client retries); returning means acknowledged, as the store defines it."""
+        self.client.put(key)
+
+    def reader(self, keys: Iterable[str]) -> list[str]:
+        """For ``experiment.verify_writes``: the keys of ``keys`` the store holds."""
+        return self.client.present(keys)
+
+    def all_keys(self) -> list[str]:
+        """A full scan of the store (SCAN, ``SELECT key``, a whole-keyspace range): the independent truth."""
+        return self.client.all_keys()
+
+
+class ServerTarget:
+    """One server run by the ``service`` fixture: the fault target, and its own log as the truth.
+
+    A subclass sets ``service`` and ``name``, and the log ``EVENTS`` (name -> pattern) with
+    ``log_time`` (a line's own timestamp, epoch seconds) that :meth:`truth` reads.
+    """
+
+    service: Service
+    name: str
+    EVENTS: ClassVar[dict[str, re.Pattern[str]]] = {}
+
+    @staticmethod
+    def log_time(line: str) -> float | None:
+        return None
+
+    def start(self) -> Self:
+        self.service.start()
+        return self
+
+    @property
+    def process(self) -> Service:
+        """The fault target: ``faults.kill(target)`` kills the server's process group."""
+        return self.service
+
+    @property
+    def port(self) -> int:
+        assert self.service.port is not None
+        return self.service.port
+
+    def truth(self) -> list[LogEvent]:
+        """The server's own log events (``EVENTS``), each at the server's own time."""
+        return log_events(self.service, self.name, self.EVENTS, self.log_time)

@@ -17,7 +17,6 @@ import datetime as _dt
 import json
 import re
 import secrets
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Unpack
 
@@ -27,7 +26,7 @@ from ...host import free_port
 from ...load import classifiers, stores
 from ...validate import count, duration
 from ..service import PassThroughOptions, Service
-from . import LogEvent, require
+from . import KeyedTarget, LogEvent, require
 
 PACKAGE = "etcd-server"
 _ELECTED = re.compile(r"elected leader ([0-9a-f]+) at term (\d+)")
@@ -61,10 +60,15 @@ class EtcdMember:
         return f"<EtcdMember {self.name} {self.endpoint} pid={self.service.pid}>"
 
 
-class EtcdCluster:
-    """N supervised etcd members; create it with the ``etcd_cluster`` fixture."""
+class EtcdCluster(KeyedTarget):
+    """N supervised etcd members; create it with the ``etcd_cluster`` fixture.
+
+    A write is ``/v3/kv/put`` through the first member that accepts the connection; reads are
+    linearizable. The truth is one event per election, from the members' logs.
+    """
 
     classify = staticmethod(classifiers.etcd)
+    client: stores.EtcdStore
 
     def __init__(
         self,
@@ -200,18 +204,6 @@ class EtcdCluster:
         return len(self.members)
 
     # -- data ------------------------------------------------------------------------
-
-    def put(self, key: str) -> None:
-        """``/v3/kv/put`` through the first member that accepts the connection."""
-        self.client.put(key)
-
-    def reader(self, keys: Iterable[str]) -> list[str]:
-        """For ``experiment.verify_writes``: the keys of ``keys`` the cluster holds (linearizable read)."""
-        return self.client.present(keys)
-
-    def all_keys(self) -> list[str]:
-        """A full range scan of the keyspace: the independent truth."""
-        return self.client.all_keys()
 
     def truth(self) -> list[LogEvent]:
         """One event per election: the first member's "elected leader … at term N" line, etcd's own time."""

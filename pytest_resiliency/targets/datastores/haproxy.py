@@ -29,7 +29,7 @@ from ...errors import ConfigError
 from ...validate import count, duration, one_of
 from ...validate import port as valid_port
 from ..service import PassThroughOptions, Service
-from . import LogEvent, require
+from . import LogEvent, ServerTarget, require
 
 PACKAGE = "haproxy"
 _STAMP = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+)([+-]\d\d:\d\d|Z) ")
@@ -53,7 +53,7 @@ def _backend_port(backend: Any) -> int:
         raise ConfigError(f"haproxy: backend {backend!r} must be a service (with a port) or a port number") from None
 
 
-class HAProxy:
+class HAProxy(ServerTarget):
     """A supervised ``haproxy`` in front of ``backends``; create it with the ``haproxy_server`` fixture."""
 
     def __init__(
@@ -135,19 +135,6 @@ class HAProxy:
             pass
         if not self.states():
             raise ConnectionError("haproxy: the admin socket lists no backend server yet")
-
-    def start(self) -> HAProxy:
-        self.service.start()
-        return self
-
-    @property
-    def process(self) -> Service:
-        return self.service
-
-    @property
-    def port(self) -> int:
-        assert self.service.port is not None
-        return self.service.port
 
     @property
     def url(self) -> str:

@@ -22,20 +22,19 @@ import re
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Unpack
+from typing import Any, Self, Unpack
 
 from ...errors import ConfigError
 from ...load import classifiers, stores
 from ...validate import duration
 from ..service import Account, PassThroughOptions, Service, give_to, resolve_user
-from . import LogEvent, log_events, require
+from . import KeyedTarget, ServerTarget, require
 
 PACKAGE = "postgresql"
 BIN_DIRS = ("/usr/lib/postgresql/*/bin",)
 _STAMP = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}) (UTC|GMT)")
-_EVENTS = {
+EVENTS = {
     "ready": re.compile(r"database system is ready to accept connections"),
     "crash recovery": re.compile(r"database system was not properly shut down; automatic recovery in progress"),
     "redo done": re.compile(r"redo done at"),
@@ -63,10 +62,18 @@ def default_account() -> Account | None:
     raise RuntimeError("running as root and neither a 'postgres' nor a 'nobody' account exists: pass user=")
 
 
-class PostgresServer:
-    """A supervised PostgreSQL cluster; create it with the ``postgres_server`` fixture."""
+class PostgresServer(ServerTarget, KeyedTarget):
+    """A supervised PostgreSQL cluster; create it with the ``postgres_server`` fixture.
+
+    A write is an ``INSERT`` of one row in autocommit: acknowledged = committed, as
+    ``synchronous_commit`` defines it. ``faults.kill(pg)`` kills the postmaster's whole process
+    group. The truth is its log: crash recovery, redo done, ready.
+    """
 
     classify = staticmethod(classifiers.psycopg)
+    client: stores.PostgresStore
+    EVENTS = EVENTS
+    log_time = staticmethod(log_time)
 
     def __init__(
         self,
@@ -154,8 +161,8 @@ class PostgresServer:
         with psycopg.connect(self.url, connect_timeout=2, autocommit=True) as conn:
             conn.execute("SELECT 1").fetchone()
 
-    def start(self) -> PostgresServer:
-        self.service.start()
+    def start(self) -> Self:
+        super().start()
         self.client.create_table()
         return self
 
@@ -163,32 +170,6 @@ class PostgresServer:
         self.client.close()
         self.service.stop()
         shutil.rmtree(self.root, ignore_errors=True)
-
-    @property
-    def process(self) -> Service:
-        """The fault target: ``faults.kill(pg)`` kills the postmaster's whole process group."""
-        return self.service
-
-    @property
-    def port(self) -> int:
-        assert self.service.port is not None
-        return self.service.port
-
-    def put(self, key: str) -> None:
-        """``INSERT`` one row in autocommit: acknowledged = committed (per ``synchronous_commit``)."""
-        self.client.put(key)
-
-    def reader(self, keys: Iterable[str]) -> list[str]:
-        """For ``experiment.verify_writes``: the keys of ``keys`` that are in the table."""
-        return self.client.present(keys)
-
-    def all_keys(self) -> list[str]:
-        """A full scan of the table: the independent truth."""
-        return self.client.all_keys()
-
-    def truth(self) -> list[LogEvent]:
-        """The server's own log events with its own timestamps (ready, crash recovery, redo done)."""
-        return log_events(self.service, self.name, _EVENTS, log_time)
 
     def __repr__(self) -> str:
         return f"<PostgresServer {self.url} synchronous_commit={self.synchronous_commit} pid={self.service.pid}>"

@@ -16,19 +16,18 @@ from __future__ import annotations
 
 import datetime as _dt
 import re
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Unpack
 
 from ...errors import ConfigError
 from ...load import classifiers, stores
 from ..service import PassThroughOptions, Service
-from . import LogEvent, log_events, require
+from . import KeyedTarget, ServerTarget, require
 
 PERSISTENCE = ("aof-always", "aof-everysec", "rdb", "none")
 PACKAGE = "redis-server"
 _STAMP = re.compile(r"^\d+:[A-Z] (\d{1,2} \w{3} \d{4} \d\d:\d\d:\d\d\.\d{3}) ")
-_EVENTS = {
+EVENTS = {
     "ready": re.compile(r"Ready to accept connections"),
     "loaded": re.compile(r"DB loaded from (append only file|disk)"),
     "snapshot saved": re.compile(r"DB saved on disk|Background saving terminated with success"),
@@ -43,10 +42,15 @@ def log_time(line: str) -> float | None:
     return _dt.datetime.strptime(found.group(1), "%d %b %Y %H:%M:%S.%f").timestamp()
 
 
-class RedisServer:
-    """A supervised ``redis-server``; create it with the ``redis_server`` fixture."""
+class RedisServer(ServerTarget, KeyedTarget):
+    """A supervised ``redis-server``; create it with the ``redis_server`` fixture.
+
+    A write is ``SET key 1``; the truth is its log: ready, data loaded, snapshot saved.
+    """
 
     classify = staticmethod(classifiers.redis)
+    EVENTS = EVENTS
+    log_time = staticmethod(log_time)
 
     def __init__(
         self,
@@ -100,36 +104,6 @@ class RedisServer:
         if self._pinger is None:
             self._pinger = stores.RedisStore(self.url, timeout=1.0)
         self._pinger.client.ping()  # LOADING raises until the data is in
-
-    def start(self) -> RedisServer:
-        self.service.start()
-        return self
-
-    @property
-    def process(self) -> Service:
-        """The fault target: ``faults.kill(redis)`` kills the server process."""
-        return self.service
-
-    @property
-    def port(self) -> int:
-        assert self.service.port is not None
-        return self.service.port
-
-    def put(self, key: str) -> None:
-        """``SET key 1`` (one attempt, no client retries)."""
-        self.client.put(key)
-
-    def reader(self, keys: Iterable[str]) -> list[str]:
-        """For ``experiment.verify_writes``: the keys of ``keys`` that exist."""
-        return self.client.present(keys)
-
-    def all_keys(self) -> list[str]:
-        """A full ``SCAN`` of the keyspace: the independent truth."""
-        return self.client.all_keys()
-
-    def truth(self) -> list[LogEvent]:
-        """The server's own log events with its own timestamps (ready, data loaded, snapshot saved)."""
-        return log_events(self.service, self.name, _EVENTS, log_time)
 
     def __repr__(self) -> str:
         return f"<RedisServer {self.url} persistence={self.persistence} pid={self.service.pid}>"
