@@ -51,3 +51,22 @@ def test_wheel_contents(tmp_path: Path) -> None:
     assert "pytest_resiliency/load/locustfiles/resiliency_sink.py" in names
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     assert "resiliency = pytest_resiliency.plugin" in zipfile.ZipFile(wheel).read(entry_points).decode()
+
+
+def test_a_failing_hypothesis_test_is_reported_under_this_projects_warning_filters(pytester: pytest.Pytester) -> None:
+    """``filterwarnings = error`` must not turn hypothesis's failure report into an INTERNALERROR."""
+    ini = (ROOT / "pytest.ini").read_text().replace("testpaths = tests", "").replace("-p pytester", "")
+    pytester.makefile(".ini", pytest=ini)
+    pytester.makepyfile(
+        """
+        from hypothesis import given, strategies as st
+
+        @given(st.integers())
+        def test_fails(x):
+            assert x < 10
+        """
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*Falsifying example*"])
