@@ -143,9 +143,12 @@ def test_both_http_clients_give_the_same_error_names_and_ledger(
     assert traffic.ingest.wait(lambda: sum(traffic.ingest.writes.values()) >= 12, 30), traffic.stats()
     traffic.stop()
     evidence = experiment.timeline.snapshot()
+    # The one user's newest write may have been in flight at the stop: indeterminate, whatever its shape.
+    newest = max(evidence.write_keys, key=lambda key: int(key.rsplit("-", 1)[1]))
     statuses: dict[str, set[str]] = {}
     for key, status in zip(evidence.write_keys, evidence.write_status, strict=True):
-        statuses.setdefault(key.split("-")[0], set()).add(("ok", "fail", "indeterminate")[status])
+        if key != newest or status != 2:
+            statuses.setdefault(key.split("-")[0], set()).add(("ok", "fail", "indeterminate")[status])
     assert statuses == {kind: {status} for kind, status in EXPECTED_STATUS.items()}
     errors: dict[str, set[str]] = {}
     for name, error in zip(evidence.op_name, evidence.op_error, strict=True):

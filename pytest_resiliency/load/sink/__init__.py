@@ -317,11 +317,18 @@ def _on_spawning_complete(user_count: int = 0, **_: Any) -> None:
 
 
 def _on_test_stop(environment: Any, **_: Any) -> None:
+    """The users are stopped (killed mid-request, if need be): what is still pending was in flight."""
+    if _sink is not None:
+        for record in ledger.abandon():
+            _sink.add(record)
+    _on_quitting(environment)
+
+
+def _on_quitting(environment: Any, **_: Any) -> None:
+    """Fired by locust's shutdown *before* it stops the users: flush, but nothing is abandoned yet."""
     if _sink is not None:
         if _sink.cluster is not None:
             _sink.cluster.on_stopping()
-        for record in ledger.abandon():  # the users are stopped: what is still pending was in flight
-            _sink.add(record)
         _sink.flush()
 
 
@@ -360,7 +367,7 @@ def register() -> None:
     events.test_start.add_listener(_on_test_start)
     events.spawning_complete.add_listener(_on_spawning_complete)
     events.test_stop.add_listener(_on_test_stop)
-    events.quitting.add_listener(_on_test_stop)
+    events.quitting.add_listener(_on_quitting)
     events.quit.add_listener(_on_quit)
 
 
