@@ -9,7 +9,7 @@ store, so the error is slightly negative); and, by a full scan of the server's s
 the load stopped, how many stored writes the ledger does not hold at all (target: 0; locust
 kills its users mid-request at the stop, so writes in flight then must still be on the ledger).
 
-Usage: python benchmarks/bench_rpo_accuracy.py [--runs 10] [--losses 1,10,50] [--rate 200]
+Usage: python benchmarks/bench_rpo_accuracy.py [--runs 10] [--losses 1,10,50] [--rate 200] [--ack-delay 0.05]
 """
 
 from __future__ import annotations
@@ -32,8 +32,8 @@ from pytest_resiliency.load.controller import Traffic
 from pytest_resiliency.load.spec import make_spec
 
 
-def one_run(k: int, rate: int) -> tuple[int, float, int]:
-    server = GroundTruthServer("503")
+def one_run(k: int, rate: int, ack_delay: float) -> tuple[int, float, int]:
+    server = GroundTruthServer("503", ack_delay=ack_delay)
     exp = Experiment("bench", criteria=Criteria(successes=5, window=0.3, timeout=30.0))
     lost_truth: dict[str, float] = {}
 
@@ -78,11 +78,14 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--losses", default="1,10,50")
     parser.add_argument("--rate", type=int, default=200)
+    parser.add_argument(
+        "--ack-delay", type=float, default=0.0, help="seconds the server takes to answer a stored write"
+    )
     args = parser.parse_args()
-    print(f"{args.runs} runs per K at {args.rate} req/s (50% writes); median [min .. max]")
+    print(f"{args.runs} runs per K at {args.rate} req/s (50% writes), ack delay {args.ack_delay:g} s; median [min .. max]")
     print(f"{'K':>4}  {'lost-count error':>22}  {'RPO-time error':>30}  {'stored, not on the ledger':>26}")
     for k in (int(v) for v in args.losses.split(",")):
-        results = [one_run(k, args.rate) for _ in range(args.runs)]
+        results = [one_run(k, args.rate, args.ack_delay) for _ in range(args.runs)]
         count_errors = [float(c) for c, _, _ in results]
         time_errors = [t for _, t, _ in results]
         unledgered = [u for _, _, u in results]

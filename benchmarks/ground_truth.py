@@ -4,7 +4,8 @@
 connections are refused, and rebinds the same port on repair; ``mode="hang"`` holds every
 request until the repair and answers it then (a paused process, an election): blocking
 clients time out, or get an answer sent long before it. ``lose_last(k)`` forgets the
-last ``k`` acknowledged writes, as a crash that loses an unsynced tail would.
+last ``k`` acknowledged writes, as a crash that loses an unsynced tail would. ``ack_delay``
+answers each write that long after storing it (writes are in flight at any moment).
 """
 
 from __future__ import annotations
@@ -55,6 +56,8 @@ class _Handler(BaseHTTPRequestHandler):
             return
         with owner.lock:
             owner.store[body["key"]] = time.time()
+        if owner.ack_delay:
+            time.sleep(owner.ack_delay)  # stored, answered later: a write in flight for that long
         self._reply(201)
 
     def log_message(self, *args: Any) -> None:
@@ -62,10 +65,11 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 class GroundTruthServer:
-    def __init__(self, mode: str = "503") -> None:
+    def __init__(self, mode: str = "503", ack_delay: float = 0.0) -> None:
         if mode not in ("503", "refuse", "hang"):
             raise ValueError(f"mode {mode!r}: use '503', 'refuse' or 'hang'")
         self.mode = mode
+        self.ack_delay = ack_delay  # seconds between storing a write and acknowledging it
         self.broken = False
         self.repaired = threading.Event()
         self.repaired.set()
