@@ -82,7 +82,8 @@ def main() -> None:
         "--ack-delay", type=float, default=0.0, help="seconds the server takes to answer a stored write"
     )
     args = parser.parse_args()
-    print(f"{args.runs} runs per K at {args.rate} req/s (50% writes), ack delay {args.ack_delay:g} s; median [min .. max]")
+    print(f"{args.runs} runs per K at {args.rate} req/s (50% writes), ack delay {args.ack_delay:g} s")
+    print("median [min .. max]")
     print(f"{'K':>4}  {'lost-count error':>22}  {'RPO-time error':>30}  {'stored, not on the ledger':>26}")
     for k in (int(v) for v in args.losses.split(",")):
         results = [one_run(k, args.rate, args.ack_delay) for _ in range(args.runs)]
@@ -90,7 +91,8 @@ def main() -> None:
         time_errors = [t for _, t, _ in results]
         unledgered = [u for _, _, u in results]
         print(
-            f"{k:>4}  {mmm(count_errors):>22}  {mmm(time_errors, 1000, 'ms'):>30}  {sum(unledgered):>10} in {len(results)} runs"
+            f"{k:>4}  {mmm(count_errors):>22}  {mmm(time_errors, 1000, 'ms'):>30}"
+            f"  {sum(unledgered):>10} in {len(results)} runs"
             f"   {'exact in every run' if not any(count_errors) and not any(unledgered) else 'NOT EXACT'}",
             flush=True,
         )

@@ -163,14 +163,25 @@ def test_ingest_skips_corrupt_frames_and_records_and_keeps_the_rest() -> None:
     ingest = Ingest(Timeline())
     garbage = b"not a pickle"
     ingest.feed(
-        _frame([1.0, 0.1, 1, "a", None], "scalar", ["w", "k", 1.0, None, "lost?"])  # type: ignore[arg-type]
+        _frame(
+            [1.0, 0.1, 1, "a", None],
+            "scalar",  # type: ignore[arg-type]
+            ["w", "k", 1.0, None, "lost?"],
+            [3.0, "slow", 1, "a", None],  # a request whose latency is not a number
+            [4.0, 0.1, 0, "a", ["not", "a", "name"]],
+            ["w", "k2", "yesterday", None, "ok"],  # a write whose start is not a number
+            ["w", 7, 1.0, 2.0, "ok"],
+        )
         + FRAME_HEADER.pack(len(garbage))
         + garbage
-        + _frame([2.0, 0.1, 1, "a", None])
+        + _frame([2.0, 0.1, 1, "a", None], ["w", "k3", 2.0, 2.5, "ok"])
     )
-    assert ingest.requests == 2
-    assert (ingest.bad_frames, ingest.bad_records) == (1, 2)
+    assert ingest.requests == 2 and ingest.writes == {"ok": 1}
+    assert (ingest.bad_frames, ingest.bad_records) == (1, 6)
     assert not ingest.corrupt
+    evidence = ingest.timeline.snapshot()  # every column as long as the others: nothing half-added
+    assert len(evidence.op_start) == len(evidence.op_latency) == len(evidence.op_error) == 2
+    assert list(evidence.write_keys) == ["k3"] and len(evidence.write_start) == len(evidence.write_ack) == 1
 
 
 def test_ingest_refuses_frames_that_name_code() -> None:

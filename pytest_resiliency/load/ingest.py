@@ -9,12 +9,15 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from collections.abc import Callable
+from operator import itemgetter
 from typing import Any
 
-from ..timeline import Timeline
+from ..timeline import WRITE_STATUSES, Timeline
 from .records import FRAME_HEADER, MAX_FRAME, META, WRITE, decode_frame
 
 SOURCE = "load"
+_start = itemgetter(0)
+_NUMBER = (float, int)
 
 
 class Ingest:
@@ -61,19 +64,33 @@ class Ingest:
     def _ingest(self, records: list[Any]) -> int:
         source = self.source
         ops = []
+        writes = []
         successes = 0
-        timeline = self.timeline
         for rec in records:
             try:
                 kind = rec[0]
                 if kind == WRITE:
                     _, key, start, ack, status = rec
-                    timeline.add_write(key, start, ack, status)
-                    self.writes[status] += 1
+                    if (
+                        status not in WRITE_STATUSES
+                        or not isinstance(key, str)
+                        or not isinstance(start, _NUMBER)
+                        or not (ack is None or isinstance(ack, _NUMBER))
+                    ):
+                        raise ValueError(rec)
+                    writes.append((key, start, ack, status))
                 elif kind == META:
                     self.meta[rec[1]] = rec[2] if len(rec) > 2 and isinstance(rec[2], dict) else {}
                 else:
                     start, latency, ok, name, error = rec
+                    # Checked here, whole: a record the timeline refused halfway would misalign its columns.
+                    if (
+                        not isinstance(kind, _NUMBER)
+                        or not isinstance(latency, _NUMBER)
+                        or not isinstance(name, str)
+                        or not (error is None or isinstance(error, str))
+                    ):
+                        raise ValueError(rec)
                     ops.append((start, latency, ok, name, source, error))
                     if ok:
                         successes += 1
@@ -81,10 +98,13 @@ class Ingest:
                         self.errors[error] += 1
             except (TypeError, ValueError, IndexError, KeyError):
                 self.bad_records += 1
+        if writes:
+            self.timeline.add_writes(writes)
+            self.writes.update(status for _, _, _, status in writes)
         if ops:
-            timeline.add_operations(ops)
-            first = min(op[0] for op in ops)
-            last = max(op[0] for op in ops)
+            self.timeline.add_operations(ops)
+            first = min(ops, key=_start)[0]
+            last = max(ops, key=_start)[0]
             self.first_start = first if self.first_start is None else min(self.first_start, first)
             self.last_start = last if self.last_start is None else max(self.last_start, last)
         with self._changed:
