@@ -85,7 +85,7 @@ class Ingest:
                     start, latency, ok, name, error = rec
                     # Checked here, whole: a record the timeline refused halfway would misalign its columns.
                     if (
-                        not isinstance(kind, _NUMBER)
+                        not isinstance(start, _NUMBER)
                         or not isinstance(latency, _NUMBER)
                         or not isinstance(name, str)
                         or not (error is None or isinstance(error, str))

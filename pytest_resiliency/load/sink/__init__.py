@@ -321,11 +321,12 @@ def _on_test_stop(environment: Any, **_: Any) -> None:
     if _sink is not None:
         for record in ledger.abandon():
             _sink.add(record)
-    _on_quitting(environment)
+    _flush_at_stop(environment)
 
 
-def _on_quitting(environment: Any, **_: Any) -> None:
-    """Fired by locust's shutdown *before* it stops the users: flush, but nothing is abandoned yet."""
+def _flush_at_stop(environment: Any, **_: Any) -> None:
+    """At ``test_stop``, and at ``quitting``: locust's shutdown fires that *before* it stops the
+    users, so nothing is abandoned there, only flushed."""
     if _sink is not None:
         if _sink.cluster is not None:
             _sink.cluster.on_stopping()
@@ -367,7 +368,7 @@ def register() -> None:
     events.test_start.add_listener(_on_test_start)
     events.spawning_complete.add_listener(_on_spawning_complete)
     events.test_stop.add_listener(_on_test_stop)
-    events.quitting.add_listener(_on_quitting)
+    events.quitting.add_listener(_flush_at_stop)
     events.quit.add_listener(_on_quit)
 
 
