@@ -42,6 +42,26 @@ def tmpfs(tmp_path: Path) -> Iterator[Callable[[str], Path]]:
 
 
 @pytest.fixture
+def ext4_image(tmp_path: Path) -> Iterator[Path]:
+    """A private 64 MB ext4 filesystem on a loop device: a real disk's reserved blocks (5 %) included.
+
+    Skips without root, ``mkfs.ext4`` or loop devices; lazily unmounted at the end of the test.
+    """
+    if os.geteuid() != 0 or not shutil.which("mkfs.ext4") or not shutil.which("mount"):
+        pytest.skip("needs root and mkfs.ext4 (e2fsprogs): a loop-mounted ext4 filesystem")
+    image, mount = tmp_path / "ext4.img", tmp_path / "ext4"
+    mount.mkdir()
+    with image.open("wb") as f:
+        f.truncate(64 << 20)
+    subprocess.run(["mkfs.ext4", "-q", "-F", str(image)], check=True)
+    mounted = subprocess.run(["mount", "-o", "loop", str(image), str(mount)], capture_output=True, text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"no loop device here: {mounted.stderr.strip()}")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+@pytest.fixture
 def named_sleeper(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """A process with a name nobody else on this shared machine uses."""
     name = f"rz{uuid.uuid4().hex[:8]}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -286,6 +287,43 @@ def test_disk_fill_by_percent_fills_the_filesystem_to_that_level(small_tmpfs: Pa
     assert shutil.disk_usage(small_tmpfs).used / usage.total < 0.02
     with faults.disk_fill(small_tmpfs, percent=50), pytest.raises(FaultError, match=r"already 50.0% full"):
         faults.disk_fill(small_tmpfs, percent=40, name="second").inject()
+
+
+def _df_use(path: Path) -> float:
+    """Use as df shows it: used / (used + available to ordinary users)."""
+    st = os.statvfs(path)
+    used = st.f_blocks - st.f_bfree
+    return used / (used + st.f_bavail)
+
+
+def _write(path: Path, size: int) -> None:
+    with (path / "probe").open("wb") as f:
+        f.write(b"x" * size)
+        f.flush()
+        os.fsync(f.fileno())
+    (path / "probe").unlink()
+
+
+def test_disk_fill_percent_is_dfs_use_on_a_filesystem_with_reserved_blocks(ext4_image: Path) -> None:
+    assert os.statvfs(ext4_image).f_bavail < os.statvfs(ext4_image).f_bfree, "ext4 keeps blocks for root"
+    with faults.disk_fill(ext4_image, percent=90):
+        assert _df_use(ext4_image) == pytest.approx(0.90, abs=0.01)
+    assert _df_use(ext4_image) < 0.02
+
+
+@pytest.mark.parametrize("fs", ["ext4", "tmpfs"])
+def test_disk_fill_to_100_percent_leaves_no_process_room_to_write(
+    fs: str, request: pytest.FixtureRequest, tmpfs: Callable[[str], Path]
+) -> None:
+    """percent=100 is full: even root (this test) cannot write, the reserved blocks are taken too."""
+    path = request.getfixturevalue("ext4_image") if fs == "ext4" else tmpfs("8m")
+    with faults.disk_fill(path, percent=100) as fault:
+        assert os.statvfs(path).f_bavail == 0 and _df_use(path) == 1.0
+        with pytest.raises(OSError) as info:
+            _write(path, 1 << 20)
+        assert info.value.errno == errno.ENOSPC
+        assert fault.file.stat().st_blocks * 512 >= fault.size
+    _write(path, 1 << 20)  # the space is back
 
 
 def _cgroup(pid: int, controller: str) -> str:

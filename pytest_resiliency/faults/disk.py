@@ -2,13 +2,18 @@
 
 The file is allocated with ``posix_fallocate``; a detached expiry helper removes it at the
 fault's maximum duration even when pytest is SIGKILLed, and ``--resiliency-recover`` knows it.
+
+``percent`` is the filesystem's use as ``df`` shows it: used / (used + available to ordinary
+users). Most filesystems keep blocks for root (ext4: 5 %), so "100 % of the total" can never be
+reached and ``df``'s figure is the one people read. ``percent=100`` means *full*: every block
+pytest may take, the reserved ones too when it runs as root, so no process can write.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
-import shutil
 import uuid
 from pathlib import Path
 from typing import Any
@@ -18,6 +23,29 @@ from .base import Fault
 from .stress import amount
 
 __all__ = ["DiskFill", "disk_fill"]
+
+MAX_FILL_CALLS = 256  # fallocate calls to fill up: ~2 per halving of the chunk, from the free space down to a block
+
+
+def _fill_up(fd: int, free: int, block: int) -> int:
+    """Allocate every block the filesystem lets this process have; returns the file's size.
+
+    ``free`` is only where to start: root may also take the blocks reserved for it, and the
+    filesystem keeps some for its own metadata. So: allocate in chunks, halving a chunk that
+    does not fit, until not even one block does.
+    """
+    size, chunk = 0, max(free, block)
+    for _ in range(MAX_FILL_CALLS):
+        if chunk < block:
+            break
+        try:
+            os.posix_fallocate(fd, size, chunk)
+            size += chunk
+        except OSError as exc:
+            if exc.errno != errno.ENOSPC:
+                raise
+            chunk //= 2
+    return os.fstat(fd).st_size
 
 
 class DiskFill(Fault):
@@ -53,25 +81,42 @@ class DiskFill(Fault):
         """The filesystem (its device), not the path: two fills of one filesystem compete for its space."""
         return [f"filesystem {os.stat(self.path).st_dev}"]
 
+    def _space(self) -> tuple[int, int]:
+        """``(used, available)`` bytes as ``df`` counts them (available: to ordinary users)."""
+        st = os.statvfs(self.path)
+        return (st.f_blocks - st.f_bfree) * st.f_frsize, st.f_bavail * st.f_frsize
+
     def _prepare(self) -> None:
-        usage = shutil.disk_usage(self.path)
+        used, available = self._space()
         if self.percent is not None:
-            self.size = int(usage.total * self.percent / 100) - usage.used
+            capacity = used + available
+            self.size = available if self.percent >= 100 else int(capacity * self.percent / 100) - used
             if self.size <= 0:
                 raise FaultError(
-                    f"faults.disk_fill: {self.path} is already {100 * usage.used / usage.total:.1f}% full "
+                    f"faults.disk_fill: {self.path} is already {100 * used / max(capacity, 1):.1f}% full "
                     f"(asked for {self.percent:g}%)"
                 )
         else:
             assert self.bytes is not None
             self.size = self.bytes
-        if self.size > usage.free:
-            raise FaultError(f"faults.disk_fill: {self.size} bytes do not fit in {self.path} ({usage.free} bytes free)")
+        if self.size > available:
+            raise FaultError(f"faults.disk_fill: {self.size} bytes do not fit in {self.path} ({available} bytes free)")
 
     def _inject(self) -> None:
         fd = os.open(self.file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         try:
-            os.posix_fallocate(fd, 0, self.size)
+            if self.percent is not None and self.percent >= 100:
+                self.size = _fill_up(fd, self.size, os.statvfs(self.path).f_frsize)
+                return
+            try:
+                os.posix_fallocate(fd, 0, self.size)
+            except OSError as exc:
+                if exc.errno != errno.ENOSPC:
+                    raise
+                raise FaultError(
+                    f"faults.disk_fill: {self.size} bytes do not fit in {self.path} any more "
+                    f"({self._space()[1]} bytes free now: something else took space since)"
+                ) from None
         finally:
             os.close(fd)
 
