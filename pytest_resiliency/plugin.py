@@ -65,6 +65,7 @@ BUDGET = pytest.StashKey[tuple["Budget", "Criteria"]]()
 EXPERIMENT = pytest.StashKey["Experiment"]()
 PAYLOAD = pytest.StashKey[dict[str, Any]]()
 MARKER_ERROR = pytest.StashKey[str]()
+LOAD = frozenset({"load"})  # the fixture whose tests make a session start the locust zygote early
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -188,6 +189,21 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     # one (xdist reports an INTERNALERROR), so there each bad test errors at setup instead.
     if errors and not hasattr(config, "workerinput"):
         raise pytest.UsageError("invalid resiliency marker:\n  " + "\n  ".join(errors))
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """A session that will use ``load`` starts the locust zygote now, in the background.
+
+    Only then: a suite that never asks for this plugin's ``load`` (a fixture of its own by that
+    name does not count) starts nothing, nor does ``--collect-only``. Under xdist each worker
+    collects, and each starts its own (see ``load/forkserver.py``).
+    """
+    if session.config.option.collectonly or not any(uses_plugin_fixture(item, LOAD) for item in session.items):
+        return
+    from .load import forkserver
+    from .load.processes import base_environment
+
+    forkserver.prestart(base_environment())
 
 
 def _parse_budget(item: pytest.Item, found: tuple[tuple[Any, ...], dict[str, Any]], criteria: Criteria) -> str | None:

@@ -142,9 +142,9 @@ def header_line(config: pytest.Config, tests: int | None) -> str:
 PLUGIN_FIXTURES = frozenset({"experiment", "load", "aws", "service", "proxy", "netns", "resiliency_moto_server"})
 
 
-def uses_plugin_fixture(item: pytest.Item) -> bool:
-    """Whether the test requests one of this plugin's fixtures (not a same-named fixture of its own)."""
-    names = PLUGIN_FIXTURES.intersection(getattr(item, "fixturenames", ()))
+def uses_plugin_fixture(item: pytest.Item, fixtures: frozenset[str] = PLUGIN_FIXTURES) -> bool:
+    """Whether the test requests one of this plugin's ``fixtures`` (not a same-named fixture of its own)."""
+    names = fixtures.intersection(getattr(item, "fixturenames", ()))
     if not names:
         return False
     definitions = getattr(getattr(item, "_fixtureinfo", None), "name2fixturedefs", {})

@@ -241,11 +241,24 @@ def test_plain():
 """
 
 
-@pytest.mark.parametrize("suite", ["uses load", "plain", "fork off"])
+OWN_LOAD = """
+import pytest
+from pytest_resiliency.load import forkserver
+
+@pytest.fixture
+def load():
+    return "a suite's own fixture that happens to be called load"
+
+def test_own_load(load):
+    assert forkserver.zygote_pid() is None, "a fixture of the suite's own named load starts no zygote"
+"""
+
+
+@pytest.mark.parametrize("suite", ["uses load", "plain", "own load fixture", "fork off"])
 def test_the_zygote_starts_at_collection_only_for_a_suite_that_uses_load(
     pytester: pytest.Pytester, suite: str
 ) -> None:
-    pytester.makepyfile(PLAIN if suite == "plain" else PRESTART)
+    pytester.makepyfile({"plain": PLAIN, "own load fixture": OWN_LOAD}.get(suite, PRESTART))
     args = ["-p", "no:randomly"] + (["--resiliency-load-fork=off"] if suite == "fork off" else [])
     result = pytester.runpytest(*args)
     if suite == "fork off":
@@ -253,6 +266,7 @@ def test_the_zygote_starts_at_collection_only_for_a_suite_that_uses_load(
         result.stdout.fnmatch_lines(["*started at collection, before any load()*"])
     else:
         result.assert_outcomes(passed=2 if suite == "uses load" else 1)
+    assert forkserver.zygote_pid() is None or suite == "uses load"
 
 
 INNER = """

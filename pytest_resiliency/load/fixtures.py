@@ -126,22 +126,6 @@ def pytest_configure(config: pytest.Config) -> None:
         config.stash[key] = seconds
 
 
-def pytest_collection_finish(session: pytest.Session) -> None:
-    """A session that will use ``load`` starts the locust zygote now, in the background.
-
-    Only then: a suite that never asks for ``load`` starts nothing (nor does ``--collect-only``).
-    Under xdist each worker collects, and each starts its own.
-    """
-    if session.config.option.collectonly or not any(
-        "load" in getattr(item, "fixturenames", ()) for item in session.items
-    ):
-        return
-    from . import forkserver
-    from .processes import base_environment
-
-    forkserver.prestart(base_environment())
-
-
 @pytest.fixture
 def load(
     request: pytest.FixtureRequest, experiment: Experiment, tmp_path_factory: pytest.TempPathFactory
