@@ -11,6 +11,12 @@ from pathlib import Path
 
 import pytest
 
+# One errors module for the whole session. pytester's inline runs restore sys.modules afterwards,
+# dropping the submodules they imported, but the `pytest_resiliency` package (imported at start-up)
+# keeps them as attributes: a later inline run then gets the old `faults` package, which raises the
+# old error classes, and imports a fresh `errors` module, so `pytest.raises(ConfigError)` missed.
+import pytest_resiliency.errors  # noqa: F401
+
 
 def pytest_configure(config: pytest.Config) -> None:
     """The selection markers of the plugin's own tests (the plugin registers only its own markers)."""

@@ -609,8 +609,8 @@ def test_plugin_constants_mirror_the_modules_it_does_not_import_at_start_up() ->
 
 def test_start_up_imports_only_the_registration_modules() -> None:
     """A run without resiliency tests imports nothing of the package beyond what registers hooks."""
-    code = (
-        "import sys, pytest; pytest.main(['-q', '-p', 'no:cacheprovider', '--co', sys.argv[1]]); "
+    code = (  # --noconftest: the plugin's own imports, not those of this suite's conftest.py
+        "import sys, pytest; pytest.main(['-q', '-p', 'no:cacheprovider', '--noconftest', '--co', sys.argv[1]]); "
         "print(' '.join(sorted(m for m in sys.modules if m.startswith('pytest_resiliency'))))"
     )
     empty = Path(__file__).parent / "load_servers.py"  # any module without tests
