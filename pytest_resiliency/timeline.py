@@ -266,13 +266,7 @@ class Timeline:
 
     def add_write(self, key: str, start: float, ack: float | None, status: str) -> None:
         """A ledger entry: ``status`` is ``ok`` (acknowledged), ``fail`` or ``indeterminate``."""
-        if status not in WRITE_STATUSES:
-            raise ValueError(f"write status {status!r} is not one of {', '.join(WRITE_STATUSES)}")
-        with self._lock:
-            self._write_keys.append(key)
-            self._write_start.append(start)
-            self._write_ack.append(math.nan if ack is None else ack)
-            self._write_status.append(WRITE_STATUSES[status])
+        self.add_writes(((key, start, ack, status),))
 
     def add_writes(self, rows: Iterable[tuple[str, float, float | None, str]]) -> None:
         """Many ledger entries ``(key, start, ack, status)`` under one lock (the ingest's batches)."""

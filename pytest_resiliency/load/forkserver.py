@@ -265,7 +265,7 @@ def prestart(env: dict[str, str]) -> None:
     if not enabled():
         return
     with _spawn_lock:
-        if _broken is not None or (_zygote is not None and not _zygote.dead and _zygote.owner == os.getpid()):
+        if _broken is not None or _ours(_zygote):
             return
         try:
             _zygote = Zygote(env)
@@ -276,7 +276,12 @@ def prestart(env: dict[str, str]) -> None:
 def zygote_pid() -> int | None:
     """The pid of this process's zygote, if one is running."""
     zygote = _zygote
-    return zygote.proc.pid if zygote is not None and not zygote.dead and zygote.owner == os.getpid() else None
+    return zygote.proc.pid if zygote is not None and _ours(zygote) else None
+
+
+def _ours(zygote: Zygote | None) -> bool:
+    """A zygote that runs and was started by this process (not inherited through a fork of it)."""
+    return zygote is not None and not zygote.dead and zygote.owner == os.getpid()
 
 
 def reset() -> None:
